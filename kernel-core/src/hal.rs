@@ -1,0 +1,59 @@
+//! The hardware abstraction the portable core asks of an architecture.
+//!
+//! Owns the contract between `kernel-core` and an arch crate (`arch/x86_64`, `arch/aarch64`). Each
+//! arch crate implements [`Platform`] on a zero-sized type; `boot` names it once and the rest of
+//! the kernel stays generic. This module must never grow machine detail: a method belongs here
+//! only when both architectures can implement it with the same meaning.
+
+use crate::boot_info::BootInfo;
+
+/// How a test boot ends. The arch crate turns this into the emulator's exit status
+/// (isa-debug-exit on x86_64, semihosting `SYS_EXIT_EXTENDED` on AArch64).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitStatus {
+    /// Every selected test passed.
+    Passed = 0,
+    /// At least one test failed, or a stage failed.
+    Failed = 1,
+    /// The kernel stopped on an unexpected trap or a panic.
+    Crashed = 2,
+}
+
+/// A fault the kernel provokes on purpose so that the trap path can be tested end to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliberateFault {
+    /// Read from a kernel-half address that no page table maps.
+    UnmappedRead,
+    /// Execute an instruction the CPU defines as permanently undefined (`ud2`, `udf`).
+    UndefinedInstruction,
+}
+
+/// The services the portable kernel needs from one architecture during boot.
+///
+/// Implemented by a zero-sized type in each arch crate. Methods are associated functions (no
+/// `self`) because there is exactly one machine.
+pub trait Platform {
+    /// Short architecture name printed on the console (`x86_64`, `aarch64`).
+    const NAME: &'static str;
+
+    /// Writes bytes to the boot console. Must be callable from any context, including trap
+    /// handlers, and must never block on a lock another context can hold.
+    fn console_write(bytes: &[u8]);
+
+    /// The arch-neutral description of the machine, built from PVH `hvm_start_info` or the DTB.
+    fn boot_info() -> &'static BootInfo;
+
+    /// Installs the trap vectors (IDT/GDT/TSS or VBAR_EL1) and proves them with a breakpoint that
+    /// must come back. Returns a reason when the round trip did not happen.
+    fn init_traps() -> Result<(), &'static str>;
+
+    /// Provokes `fault`; the trap handler reports it and ends the boot, so this never returns.
+    fn provoke(fault: DeliberateFault) -> !;
+
+    /// Ends a test boot with `status`; under QEMU this exits the emulator.
+    fn exit(status: ExitStatus) -> !;
+
+    /// Stops this CPU for good with interrupts masked (a normal boot with nothing left to do).
+    fn halt_forever() -> !;
+}
