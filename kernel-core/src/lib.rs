@@ -21,6 +21,7 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod backtrace;
 pub mod boot_info;
 pub mod cmdline;
 pub mod console;
@@ -28,3 +29,4 @@ pub mod frame_alloc;
 pub mod hal;
 pub mod memory_map;
 pub mod selftest;
+pub mod trap_report;
