@@ -51,6 +51,13 @@ pub trait Platform {
     /// Provokes `fault`; the trap handler reports it and ends the boot, so this never returns.
     fn provoke(fault: DeliberateFault) -> !;
 
+    /// The frame pointer of the calling function (`rbp`, `x29`), to start a backtrace.
+    fn frame_pointer() -> u64;
+
+    /// Reads one word for the backtrace walker, or `None` when `addr` is not inside memory the
+    /// kernel knows to be mapped and readable (its image and its stacks). Never faults.
+    fn read_stack_word(addr: u64) -> Option<u64>;
+
     /// Ends a test boot with `status`; under QEMU this exits the emulator.
     fn exit(status: ExitStatus) -> !;
 
