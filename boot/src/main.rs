@@ -1,6 +1,128 @@
+//! The Strait kernel executable.
+//!
+//! Owns the boot sequence: it wires one architecture crate to `kernel-core` and walks the boot
+//! stages in order (`serial`, `bootinfo`, `frames`, `heap`, `traps`), printing one `[stage]` line
+//! for each, then runs the in-kernel tests the command line selects. Each stage either succeeds
+//! or stops the boot with its reason; nothing here may fail silently.
 #![no_std]
 #![no_main]
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    loop {}
+
+extern crate alloc;
+
+mod console;
+mod memory;
+mod panic;
+mod platform;
+mod selftests;
+
+use console::Console;
+use kernel_core::boot_info::BootInfo;
+use kernel_core::cmdline::{Cmdline, TestSelection};
+use kernel_core::console as protocol;
+use kernel_core::hal::{ExitStatus, Platform};
+use kernel_core::selftest;
+use platform::Machine;
+
+platform::entry_point!(kernel_main);
+
+fn kernel_main() -> ! {
+    kprintln!("Strait microkernel ({}) booting", Machine::NAME);
+    let _ = protocol::stage(&mut Console, "serial", Ok(()));
+
+    let info = Machine::boot_info();
+    report_boot_info(info);
+    let cmdline = Cmdline::parse(info.cmdline);
+    for word in &cmdline.rejected {
+        kprintln!("[cmdline] ignored {:?}: not a known option", word);
+    }
+    if cmdline.rejected_overflow {
+        kprintln!("[cmdline] ignored more words than listed above");
+    }
+    let testing = cmdline.tests != TestSelection::None;
+    if info.usable_bytes() == 0 {
+        fail_stage("bootinfo", "the memory map has no usable RAM", testing);
+    }
+    let _ = protocol::stage(&mut Console, "bootinfo", Ok(()));
+
+    match memory::init_frames(info) {
+        Ok(()) => {
+            let _ = protocol::stage(&mut Console, "frames", Ok(()));
+        }
+        Err(reason) => fail_stage("frames", reason, testing),
+    }
+    match memory::init_heap() {
+        Ok(()) => {
+            let _ = protocol::stage(&mut Console, "heap", Ok(()));
+        }
+        Err(reason) => fail_stage("heap", reason, testing),
+    }
+    match Machine::init_traps() {
+        Ok(()) => {
+            let _ = protocol::stage(&mut Console, "traps", Ok(()));
+        }
+        Err(reason) => fail_stage("traps", reason, testing),
+    }
+
+    if !testing {
+        kprintln!("[boot] up; there is nothing to run yet (no init), halting this CPU");
+        Machine::halt_forever();
+    }
+    let summary = selftest::run_selected(&selftests::ALL, &cmdline.tests, &mut (), &mut Console);
+    let _ = protocol::done(&mut Console, summary.passed, summary.failed);
+    Machine::exit(if summary.failed == 0 {
+        ExitStatus::Passed
+    } else {
+        ExitStatus::Failed
+    })
+}
+
+/// Prints the `[stage] NAME FAILED reason` line and stops: a test boot exits with a failure
+/// status, a normal boot halts so the console stays readable.
+fn fail_stage(name: &str, reason: &str, testing: bool) -> ! {
+    let _ = protocol::stage(&mut Console, name, Err(&reason));
+    if testing {
+        Machine::exit(ExitStatus::Failed);
+    }
+    Machine::halt_forever()
+}
+
+fn report_boot_info(info: &BootInfo) {
+    kprintln!(
+        "[bootinfo] source {:?}, {} memory regions, {} MiB usable, {} reserved ranges, {} cpu(s)",
+        info.source,
+        info.memory.len(),
+        info.usable_bytes() >> 20,
+        info.reserved.len(),
+        info.cpu_count
+    );
+    kprintln!(
+        "[bootinfo] kernel image {}, hhdm at {:#x}",
+        info.kernel_image,
+        info.hhdm_offset
+    );
+    kprintln!("[bootinfo] cmdline {:?}", info.cmdline);
+    if let Some(initrd) = info.initrd {
+        kprintln!("[bootinfo] initrd {}", initrd);
+    }
+    if let Some(rsdp) = info.acpi_rsdp {
+        kprintln!("[bootinfo] acpi rsdp {:#x}", rsdp);
+    }
+    if let Some(dtb) = info.device_tree {
+        kprintln!("[bootinfo] device tree {}", dtb);
+    }
+    if let Some(console) = info.console {
+        kprintln!("[bootinfo] console {:?}", console);
+    }
+    if let Some(ic) = info.interrupt_controller {
+        kprintln!("[bootinfo] interrupt controller {:?}", ic);
+    }
+    if let Some(timer) = info.timer {
+        kprintln!("[bootinfo] timer {:?}", timer);
+    }
+    if let Some(psci) = info.psci {
+        kprintln!("[bootinfo] psci via {:?}", psci);
+    }
+    for warning in &info.warnings {
+        kprintln!("[bootinfo] warning: {}", warning);
+    }
 }

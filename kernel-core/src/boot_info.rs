@@ -186,6 +186,10 @@ pub struct BootInfo {
     pub cpu_count: u32,
     /// Virtual address at which physical address 0 is mapped (the HHDM base).
     pub hhdm_offset: u64,
+    /// Exclusive upper bound of the physical addresses the boot-time HHDM reaches; frames at or
+    /// above it cannot be touched yet and are left out of the allocator. `u64::MAX` when the
+    /// arch maps all of RAM from the start.
+    pub hhdm_limit: u64,
     /// Physical range of the loaded kernel image.
     pub kernel_image: PhysRange,
     /// What the parser rejected or dropped, for the `bootinfo` stage report.
@@ -209,6 +213,7 @@ impl BootInfo {
             psci: None,
             cpu_count: 1,
             hhdm_offset,
+            hhdm_limit: u64::MAX,
             kernel_image,
             warnings: ArrayVec::new(),
         }

@@ -1,1 +1,88 @@
+//! Strait's x86_64 support: PVH boot, long mode, GDT/TSS/IDT, the 16550 console, QEMU exit.
+//!
+//! Owns everything that is specific to x86_64 and implements `kernel_core::hal::Platform` for
+//! it as [`Machine`]. The kernel binary (`boot`) names this crate once and otherwise talks to it
+//! only through that trait. Machine detail must never leak upwards: what crosses the boundary is
+//! `BootInfo`, bytes for the console and an exit status.
 #![no_std]
+
+mod console;
+mod entry;
+mod exit;
+mod faults;
+mod gdt;
+mod layout;
+mod pvh;
+mod serial;
+mod traps;
+
+use kernel_core::boot_info::BootInfo;
+use kernel_core::hal::{DeliberateFault, ExitStatus, Platform};
+
+/// The x86_64 machine, as the portable kernel sees it.
+#[derive(Debug)]
+pub struct Machine;
+
+impl Platform for Machine {
+    const NAME: &'static str = "x86_64";
+
+    fn console_write(bytes: &[u8]) {
+        serial::write(bytes);
+    }
+
+    fn boot_info() -> &'static BootInfo {
+        pvh::boot_info()
+    }
+
+    fn init_traps() -> Result<(), &'static str> {
+        traps::init()
+    }
+
+    fn provoke(fault: DeliberateFault) -> ! {
+        match fault {
+            DeliberateFault::UnmappedRead => faults::deliberate_unmapped_read(),
+            DeliberateFault::UndefinedInstruction => faults::deliberate_undefined_instruction(),
+        }
+    }
+
+    #[inline(always)]
+    fn frame_pointer() -> u64 {
+        let fp: u64;
+        // SAFETY: copying rbp into a register has no side effects.
+        unsafe {
+            core::arch::asm!("mov {}, rbp", out(reg) fp, options(nomem, nostack, preserves_flags))
+        };
+        fp
+    }
+
+    fn read_stack_word(addr: u64) -> Option<u64> {
+        let (start, end) = layout::kernel_image_virt();
+        if addr % 8 != 0 || addr < start || addr.checked_add(8)? > end {
+            return None;
+        }
+        // SAFETY: the word is aligned and lies inside the kernel image (text, data, bss and the
+        // boot and trap stacks), which the boot page tables map readable for the kernel's life.
+        Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
+    }
+
+    fn exit(status: ExitStatus) -> ! {
+        exit::exit(status)
+    }
+
+    fn halt_forever() -> ! {
+        exit::halt_forever()
+    }
+}
+
+/// Declares the kernel's main function: `entry_point!(kernel_main)` with `fn kernel_main() -> !`.
+/// The PVH entry calls it once the console, boot information and stack are ready.
+#[macro_export]
+macro_rules! entry_point {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        extern "C" fn __strait_kernel_main() -> ! {
+            let main: fn() -> ! = $main;
+            main()
+        }
+    };
+}

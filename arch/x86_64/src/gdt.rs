@@ -1,0 +1,61 @@
+//! The kernel GDT and TSS.
+//!
+//! Owns the segment selectors and the interrupt stack table. Long mode ignores segmentation
+//! except for the code segment's privilege level and the TSS, which supplies the stack the CPU
+//! switches to for double faults (IST1), so that a fault on a broken stack still gets reported.
+//! It must be loaded exactly once per CPU, before the IDT.
+
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
+use x86_64::instructions::tables::load_tss;
+use x86_64::structures::gdt::{Descriptor, GlobalDescriptorTable, SegmentSelector};
+use x86_64::structures::tss::TaskStateSegment;
+
+/// IST slot (0-based, as the TSS table is indexed) of the double-fault stack.
+pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
+const DOUBLE_FAULT_STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct Stack([u8; DOUBLE_FAULT_STACK_SIZE]);
+
+/// Only its address is used (the CPU writes to it on a double fault), so it is never borrowed.
+static DOUBLE_FAULT_STACK: Stack = Stack([0; DOUBLE_FAULT_STACK_SIZE]);
+
+struct Selectors {
+    code: SegmentSelector,
+    data: SegmentSelector,
+    tss: SegmentSelector,
+}
+
+static TSS: Once<TaskStateSegment> = Once::new();
+static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+
+/// Builds and loads the GDT and TSS, reloading every segment register.
+pub fn init() {
+    let tss = TSS.call_once(|| {
+        let mut tss = TaskStateSegment::new();
+        let stack_start = VirtAddr::from_ptr(&raw const DOUBLE_FAULT_STACK);
+        tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] =
+            stack_start + DOUBLE_FAULT_STACK_SIZE as u64;
+        tss
+    });
+    let (gdt, selectors) = GDT.call_once(|| {
+        let mut gdt = GlobalDescriptorTable::new();
+        let code = gdt.append(Descriptor::kernel_code_segment());
+        let data = gdt.append(Descriptor::kernel_data_segment());
+        let tss = gdt.append(Descriptor::tss_segment(tss));
+        (gdt, Selectors { code, data, tss })
+    });
+    gdt.load();
+    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives in a static
+    // for the rest of the kernel's life; the code selector names a 64-bit ring-0 code segment
+    // and the data selector a ring-0 data segment, so execution continues unchanged.
+    unsafe {
+        CS::set_reg(selectors.code);
+        SS::set_reg(selectors.data);
+        DS::set_reg(selectors.data);
+        ES::set_reg(selectors.data);
+        load_tss(selectors.tss);
+    }
+}

@@ -1,0 +1,228 @@
+//! CPU exceptions on x86_64: the IDT, the entry stubs and the fatal-trap report.
+//!
+//! Owns vectors 0-31. Each vector has a 16-byte assembly stub that pushes a uniform frame
+//! (a zero where the CPU pushes no error code, then the vector number) and jumps to a common path
+//! that saves every general register and calls [`x86_64_trap_dispatch`]. A breakpoint returns
+//! (it proves the path at boot); every other exception is fatal for now: it is reported in the
+//! `kernel_core::trap_report` format with a backtrace and QEMU exits with `Crashed`. The handler
+//! takes no lock and never allocates.
+
+use crate::console::Console;
+use crate::{exit, gdt};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel_core::hal::{ExitStatus, Platform};
+use kernel_core::{backtrace, trap_report};
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::idt::InterruptDescriptorTable;
+
+/// Registers saved by the common stub, lowest address first.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    r15: u64,
+    r14: u64,
+    r13: u64,
+    r12: u64,
+    r11: u64,
+    r10: u64,
+    r9: u64,
+    r8: u64,
+    rbp: u64,
+    rdi: u64,
+    rsi: u64,
+    rdx: u64,
+    rcx: u64,
+    rbx: u64,
+    rax: u64,
+    vector: u64,
+    error_code: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+const STUB_SIZE: usize = 16;
+
+core::arch::global_asm!(
+    r#"
+    .section .text.trap_stubs, "ax"
+    .p2align 4
+    .global x86_64_trap_stubs
+x86_64_trap_stubs:
+    .set trap_vector, 0
+    .rept 32
+    .p2align 4
+    .if (trap_vector == 8) || (trap_vector == 10) || (trap_vector == 11) || (trap_vector == 12) || (trap_vector == 13) || (trap_vector == 14) || (trap_vector == 17) || (trap_vector == 21) || (trap_vector == 29) || (trap_vector == 30)
+    .else
+    push $0
+    .endif
+    push $trap_vector
+    jmp x86_64_trap_common
+    .set trap_vector, trap_vector + 1
+    .endr
+
+x86_64_trap_common:
+    push %rax
+    push %rbx
+    push %rcx
+    push %rdx
+    push %rsi
+    push %rdi
+    push %rbp
+    push %r8
+    push %r9
+    push %r10
+    push %r11
+    push %r12
+    push %r13
+    push %r14
+    push %r15
+    cld
+    mov %rsp, %rdi
+    call {dispatch}
+    pop %r15
+    pop %r14
+    pop %r13
+    pop %r12
+    pop %r11
+    pop %r10
+    pop %r9
+    pop %r8
+    pop %rbp
+    pop %rdi
+    pop %rsi
+    pop %rdx
+    pop %rcx
+    pop %rbx
+    pop %rax
+    add $16, %rsp
+    iretq
+    "#,
+    dispatch = sym x86_64_trap_dispatch,
+    options(att_syntax)
+);
+
+unsafe extern "C" {
+    static x86_64_trap_stubs: u8;
+}
+
+static IDT: Once<InterruptDescriptorTable> = Once::new();
+static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+static REPORTING: AtomicBool = AtomicBool::new(false);
+
+fn stub_address(vector: usize) -> VirtAddr {
+    VirtAddr::new(&raw const x86_64_trap_stubs as u64 + (vector * STUB_SIZE) as u64)
+}
+
+fn build_idt() -> InterruptDescriptorTable {
+    let mut idt = InterruptDescriptorTable::new();
+    // SAFETY (for every `set_handler_addr` below): each address is the stub for exactly that
+    // vector in `x86_64_trap_stubs`, which builds the frame the CPU expects for it (a dummy
+    // error code only where the CPU pushes none) and returns with `iretq`.
+    unsafe {
+        idt.divide_error.set_handler_addr(stub_address(0));
+        idt.debug.set_handler_addr(stub_address(1));
+        idt.non_maskable_interrupt.set_handler_addr(stub_address(2));
+        idt.breakpoint.set_handler_addr(stub_address(3));
+        idt.overflow.set_handler_addr(stub_address(4));
+        idt.bound_range_exceeded.set_handler_addr(stub_address(5));
+        idt.invalid_opcode.set_handler_addr(stub_address(6));
+        idt.device_not_available.set_handler_addr(stub_address(7));
+        idt.double_fault
+            .set_handler_addr(stub_address(8))
+            .set_stack_index(gdt::DOUBLE_FAULT_IST_INDEX);
+        idt.invalid_tss.set_handler_addr(stub_address(10));
+        idt.segment_not_present.set_handler_addr(stub_address(11));
+        idt.stack_segment_fault.set_handler_addr(stub_address(12));
+        idt.general_protection_fault
+            .set_handler_addr(stub_address(13));
+        idt.page_fault.set_handler_addr(stub_address(14));
+        idt.x87_floating_point.set_handler_addr(stub_address(16));
+        idt.alignment_check.set_handler_addr(stub_address(17));
+        idt.machine_check.set_handler_addr(stub_address(18));
+        idt.simd_floating_point.set_handler_addr(stub_address(19));
+        idt.virtualization.set_handler_addr(stub_address(20));
+        idt.cp_protection_exception
+            .set_handler_addr(stub_address(21));
+        idt.vmm_communication_exception
+            .set_handler_addr(stub_address(29));
+        idt.security_exception.set_handler_addr(stub_address(30));
+    }
+    idt
+}
+
+/// Loads the GDT/TSS and the IDT, then proves the path with `int3`.
+pub fn init() -> Result<(), &'static str> {
+    gdt::init();
+    IDT.call_once(build_idt).load();
+    let before = BREAKPOINTS.load(Ordering::SeqCst);
+    x86_64::instructions::interrupts::int3();
+    if BREAKPOINTS.load(Ordering::SeqCst) == before + 1 {
+        Ok(())
+    } else {
+        Err("int3 did not come back through the breakpoint handler")
+    }
+}
+
+fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "divide error",
+        1 => "debug exception",
+        2 => "non-maskable interrupt",
+        4 => "overflow",
+        5 => "bound range exceeded",
+        6 => "invalid opcode",
+        7 => "device not available",
+        8 => "double fault",
+        10 => "invalid tss",
+        11 => "segment not present",
+        12 => "stack-segment fault",
+        13 => "general protection fault",
+        14 => "page fault",
+        16 => "x87 floating-point exception",
+        17 => "alignment check",
+        18 => "machine check",
+        19 => "simd floating-point exception",
+        20 => "virtualization exception",
+        21 => "control protection exception",
+        _ => "reserved exception",
+    }
+}
+
+/// Called by the common stub with the saved frame.
+extern "C" fn x86_64_trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == 3 {
+        BREAKPOINTS.fetch_add(1, Ordering::SeqCst);
+        return;
+    }
+    report_fatal(frame)
+}
+
+fn report_fatal(frame: &TrapFrame) -> ! {
+    if REPORTING.swap(true, Ordering::SeqCst) {
+        crate::Machine::console_write(b"\n[trap] another exception while reporting a trap\n");
+        exit::exit(ExitStatus::Crashed);
+    }
+    let fault_address = (frame.vector == 14).then(|| Cr2::read_raw());
+    let detail = format_args!(
+        "vector {}, error {:#x}, rsp={:#x}, rflags={:#x}",
+        frame.vector, frame.error_code, frame.rsp, frame.rflags
+    );
+    let report = trap_report::TrapReport {
+        kind: exception_name(frame.vector),
+        pc: frame.rip,
+        fault_address,
+        detail: &detail,
+    };
+    let mut out = Console;
+    let _ = trap_report::write_trap(&mut out, &report);
+    backtrace::walk(frame.rbp, crate::Machine::read_stack_word, |depth, ra| {
+        let _ = trap_report::write_frame(&mut out, depth, ra);
+    });
+    let _ = trap_report::write_backtrace_end(&mut out);
+    exit::exit(ExitStatus::Crashed)
+}
