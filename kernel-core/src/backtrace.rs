@@ -21,7 +21,7 @@ pub fn walk(
     mut visit: impl FnMut(usize, u64),
 ) -> usize {
     let mut depth = 0;
-    while depth < MAX_FRAMES && fp != 0 && fp % 8 == 0 {
+    while depth < MAX_FRAMES && fp != 0 && fp.is_multiple_of(8) {
         let Some(return_address) = fp.checked_add(8).and_then(&read_word) else {
             break;
         };
