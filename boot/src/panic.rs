@@ -20,7 +20,15 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         Machine::console_write(b"\n[panic] nested panic while reporting a panic\n");
         Machine::exit(ExitStatus::Crashed);
     }
-    crate::kprintln!("\n[panic] {}", info);
+    match info.location() {
+        Some(at) => crate::kprintln!(
+            "\n[panic] {} at {}:{}",
+            info.message(),
+            at.file(),
+            at.line()
+        ),
+        None => crate::kprintln!("\n[panic] {}", info.message()),
+    }
     let mut out = Console;
     backtrace::walk(
         Machine::frame_pointer(),

@@ -1,1 +1,274 @@
-fn main() {}
+//! `cargo xtask`: the host-side driver of Strait.
+//!
+//! Owns the command line (clap) and the dispatch to one module per concept:
+//!
+//! - `build`: [`images`] builds the kernel images under `target/images/<arch>/`.
+//! - `run`: [`qemu`] boots one image interactively (serial on the terminal).
+//! - `test`: [`runner`] runs the host tests and boots every scenario of `tests/scenarios/`,
+//!   judged by [`verdict`] from the [`console`] protocol, hints from [`stages`].
+//! - `symbolize`: [`symbolize`] annotates the addresses of a serial log.
+//! - `lint`: [`lint`] runs clippy on the host crates and on each kernel target.
+//!
+//! [`install`] makes sure QEMU is there; [`workspace`] knows every path; [`arch`] every
+//! per-architecture constant.
+
+mod arch;
+mod console;
+mod host_tests;
+mod images;
+mod install;
+mod lint;
+mod qemu;
+mod runner;
+mod scenario;
+mod stages;
+mod symbolize;
+mod verdict;
+mod workspace;
+
+use anyhow::{Context, Result};
+use arch::Arch;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Build, run, test and symbolize the Strait kernel.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One architecture.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "aarch64")]
+    Aarch64,
+}
+
+impl From<ArchArg> for Arch {
+    fn from(a: ArchArg) -> Arch {
+        match a {
+            ArchArg::X86_64 => Arch::X86_64,
+            ArchArg::Aarch64 => Arch::Aarch64,
+        }
+    }
+}
+
+/// One architecture or both.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ArchSet {
+    #[value(name = "x86_64")]
+    X86_64,
+    #[value(name = "aarch64")]
+    Aarch64,
+    All,
+}
+
+impl ArchSet {
+    fn arches(self) -> Vec<Arch> {
+        match self {
+            ArchSet::X86_64 => vec![Arch::X86_64],
+            ArchSet::Aarch64 => vec![Arch::Aarch64],
+            ArchSet::All => Arch::ALL.to_vec(),
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build the kernel images into target/images/<arch>/.
+    Build {
+        /// Architecture to build.
+        #[arg(long, value_enum, default_value = "all")]
+        arch: ArchSet,
+    },
+    /// Build and boot the kernel in QEMU with the serial console on this terminal
+    /// (Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor).
+    Run {
+        /// Architecture to boot.
+        #[arg(long, value_enum, default_value = "x86_64")]
+        arch: ArchArg,
+        /// Kernel command line (e.g. "test=all").
+        #[arg(long, default_value = "")]
+        append: String,
+        /// Print the QEMU command line and exit (nothing is built or run).
+        #[arg(long)]
+        print_cmd: bool,
+        /// Number of CPUs.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        smp: Option<u32>,
+        /// Guest memory (QEMU -m syntax, e.g. 512M, 3G).
+        #[arg(long)]
+        memory: Option<String>,
+        /// Extra QEMU arguments, after `--`.
+        #[arg(last = true)]
+        qemu_args: Vec<String>,
+    },
+    /// Run the host tests, build the images and boot every scenario of tests/scenarios/.
+    Test {
+        /// Architectures to boot.
+        #[arg(long, value_enum, default_value = "all")]
+        arch: ArchSet,
+        /// Run only this scenario (repeatable).
+        #[arg(long = "scenario", value_name = "NAME")]
+        scenarios: Vec<String>,
+        /// Boot each scenario this many times (to expose flakes).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        repeat: u32,
+        /// Override every scenario's CPU count.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        smp: Option<u32>,
+        /// QEMUs running at once (default: the number of CPUs).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        jobs: Option<u64>,
+        /// Skip `cargo test -p strait-kernel-core`.
+        #[arg(long)]
+        no_host_tests: bool,
+    },
+    /// Run clippy (warnings denied) on the host crates and on each kernel target.
+    Lint {
+        /// Kernel targets to lint.
+        #[arg(long, value_enum, default_value = "all")]
+        arch: ArchSet,
+    },
+    /// Annotate the addresses of [trap], [backtrace] and [panic] lines of a serial log with the
+    /// functions they are in.
+    Symbolize {
+        /// The serial log.
+        logfile: PathBuf,
+        /// Use target/images/<arch>/kernel.elf (default: guessed from the addresses).
+        #[arg(long, value_enum, conflicts_with = "elf")]
+        arch: Option<ArchArg>,
+        /// The kernel ELF to take symbols from.
+        #[arg(long)]
+        elf: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Build { arch } => {
+            for a in arch.arches() {
+                images::build(a)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            arch,
+            append,
+            print_cmd,
+            smp,
+            memory,
+            qemu_args,
+        } => run(arch.into(), &append, print_cmd, smp, memory, qemu_args),
+        Command::Test {
+            arch,
+            scenarios,
+            repeat,
+            smp,
+            jobs,
+            no_host_tests,
+        } => {
+            let jobs = match jobs {
+                Some(j) => usize::try_from(j).unwrap_or(usize::MAX),
+                None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            let opts = runner::Options {
+                arches: arch.arches(),
+                scenarios,
+                repeat,
+                smp,
+                jobs,
+                host_tests: !no_host_tests,
+            };
+            Ok(if runner::run(&opts)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Lint { arch } => {
+            let failed = lint::run(&arch.arches())?;
+            if failed.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("clippy failed: {}", failed.join(", "));
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Command::Symbolize { logfile, arch, elf } => {
+            symbolize_log(&logfile, arch.map(Into::into), elf)
+        }
+    }
+}
+
+fn run(
+    arch: Arch,
+    append: &str,
+    print_cmd: bool,
+    smp: Option<u32>,
+    memory: Option<String>,
+    qemu_args: Vec<String>,
+) -> Result<ExitCode> {
+    let default = qemu::Machine::default_for(arch);
+    let machine = qemu::Machine {
+        memory: memory.unwrap_or(default.memory.clone()),
+        smp: smp.unwrap_or(default.smp),
+        extra_args: qemu_args,
+        ..default
+    };
+    let kernel = workspace::boot_image(arch);
+    let args = qemu::command_line(arch, &kernel, append, &machine, &qemu::Console::Stdio);
+    if print_cmd {
+        println!("{}", qemu::shell_line(&args));
+        return Ok(ExitCode::SUCCESS);
+    }
+    install::ensure_qemu(&[arch])?;
+    images::build(arch)?;
+    eprintln!("{}", qemu::shell_line(&args));
+    let exit = qemu::run_interactive(arch, &args)?;
+    eprintln!("guest exit: {exit}");
+    Ok(ExitCode::from(exit.process_code()))
+}
+
+fn symbolize_log(
+    logfile: &std::path::Path,
+    arch: Option<Arch>,
+    elf: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let bytes =
+        std::fs::read(logfile).with_context(|| format!("cannot read {}", logfile.display()))?;
+    let log = console::ConsoleLog::parse(&String::from_utf8_lossy(&bytes));
+    let elf = match elf {
+        Some(elf) => elf,
+        None => {
+            let arch = match arch {
+                Some(a) => a,
+                None => symbolize::first_report_address(&log.lines)
+                    .and_then(Arch::of_kernel_address)
+                    .context(
+                        "cannot tell the architecture from the log's addresses; pass --arch or --elf",
+                    )?,
+            };
+            workspace::image_elf(arch)
+        }
+    };
+    let table = symbolize::SymbolTable::load(&elf)?;
+    print!("{}", symbolize::annotate_log(&log, &table));
+    Ok(ExitCode::SUCCESS)
+}

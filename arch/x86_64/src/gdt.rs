@@ -48,14 +48,17 @@ pub fn init() {
         (gdt, Selectors { code, data, tss })
     });
     gdt.load();
-    // SAFETY: the selectors index descriptors of the GDT just loaded, which lives in a static
-    // for the rest of the kernel's life; the code selector names a 64-bit ring-0 code segment
-    // and the data selector a ring-0 data segment, so execution continues unchanged.
-    unsafe {
-        CS::set_reg(selectors.code);
-        SS::set_reg(selectors.data);
-        DS::set_reg(selectors.data);
-        ES::set_reg(selectors.data);
-        load_tss(selectors.tss);
-    }
+    // SAFETY: (this and the four below) the selectors index descriptors of the GDT just loaded, which
+    // lives in a static for the rest of the kernel's life. The code selector names a 64-bit
+    // ring-0 code segment and the data selector a ring-0 data segment, so execution continues
+    // unchanged; the TSS selector names the TSS static above, which is never moved or freed.
+    unsafe { CS::set_reg(selectors.code) };
+    // SAFETY: see above.
+    unsafe { SS::set_reg(selectors.data) };
+    // SAFETY: see above.
+    unsafe { DS::set_reg(selectors.data) };
+    // SAFETY: see above.
+    unsafe { ES::set_reg(selectors.data) };
+    // SAFETY: see above.
+    unsafe { load_tss(selectors.tss) };
 }

@@ -57,7 +57,7 @@ impl Platform for Machine {
 
     fn read_stack_word(addr: u64) -> Option<u64> {
         let (start, end) = layout::kernel_image_virt();
-        if addr % 8 != 0 || addr < start || addr.checked_add(8)? > end {
+        if !addr.is_multiple_of(8) || addr < start || addr.checked_add(8)? > end {
             return None;
         }
         // SAFETY: the word is aligned and lies inside the kernel image (text, data, bss and the

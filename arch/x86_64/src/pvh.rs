@@ -62,7 +62,7 @@ struct MemmapEntry {
 fn read_phys<T: Copy>(phys: u64) -> Option<T> {
     let size = core::mem::size_of::<T>() as u64;
     let end = phys.checked_add(size)?;
-    if end > BOOT_HHDM_LIMIT || phys % core::mem::align_of::<T>() as u64 != 0 {
+    if end > BOOT_HHDM_LIMIT || !phys.is_multiple_of(core::mem::align_of::<T>() as u64) {
         return None;
     }
     // SAFETY: the range lies below BOOT_HHDM_LIMIT, which the boot page tables map read-write at

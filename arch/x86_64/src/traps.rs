@@ -15,7 +15,7 @@ use kernel_core::{backtrace, trap_report};
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::registers::control::Cr2;
-use x86_64::structures::idt::InterruptDescriptorTable;
+use x86_64::structures::idt::{Entry, EntryOptions, InterruptDescriptorTable};
 
 /// Registers saved by the common stub, lowest address first.
 #[repr(C)]
@@ -118,40 +118,42 @@ fn stub_address(vector: usize) -> VirtAddr {
     VirtAddr::new(&raw const x86_64_trap_stubs as u64 + (vector * STUB_SIZE) as u64)
 }
 
+/// Points `entry` at the stub of `vector`.
+fn install<F>(entry: &mut Entry<F>, vector: usize) -> &mut EntryOptions {
+    // SAFETY: the address is the stub for exactly this vector in `x86_64_trap_stubs`, which
+    // builds the frame the CPU produces for it (a dummy error code only where the CPU pushes
+    // none) and returns with `iretq`; the stubs live in the kernel text for good.
+    unsafe { entry.set_handler_addr(stub_address(vector)) }
+}
+
 fn build_idt() -> InterruptDescriptorTable {
     let mut idt = InterruptDescriptorTable::new();
-    // SAFETY (for every `set_handler_addr` below): each address is the stub for exactly that
-    // vector in `x86_64_trap_stubs`, which builds the frame the CPU expects for it (a dummy
-    // error code only where the CPU pushes none) and returns with `iretq`.
-    unsafe {
-        idt.divide_error.set_handler_addr(stub_address(0));
-        idt.debug.set_handler_addr(stub_address(1));
-        idt.non_maskable_interrupt.set_handler_addr(stub_address(2));
-        idt.breakpoint.set_handler_addr(stub_address(3));
-        idt.overflow.set_handler_addr(stub_address(4));
-        idt.bound_range_exceeded.set_handler_addr(stub_address(5));
-        idt.invalid_opcode.set_handler_addr(stub_address(6));
-        idt.device_not_available.set_handler_addr(stub_address(7));
-        idt.double_fault
-            .set_handler_addr(stub_address(8))
-            .set_stack_index(gdt::DOUBLE_FAULT_IST_INDEX);
-        idt.invalid_tss.set_handler_addr(stub_address(10));
-        idt.segment_not_present.set_handler_addr(stub_address(11));
-        idt.stack_segment_fault.set_handler_addr(stub_address(12));
-        idt.general_protection_fault
-            .set_handler_addr(stub_address(13));
-        idt.page_fault.set_handler_addr(stub_address(14));
-        idt.x87_floating_point.set_handler_addr(stub_address(16));
-        idt.alignment_check.set_handler_addr(stub_address(17));
-        idt.machine_check.set_handler_addr(stub_address(18));
-        idt.simd_floating_point.set_handler_addr(stub_address(19));
-        idt.virtualization.set_handler_addr(stub_address(20));
-        idt.cp_protection_exception
-            .set_handler_addr(stub_address(21));
-        idt.vmm_communication_exception
-            .set_handler_addr(stub_address(29));
-        idt.security_exception.set_handler_addr(stub_address(30));
-    }
+    install(&mut idt.divide_error, 0);
+    install(&mut idt.debug, 1);
+    install(&mut idt.non_maskable_interrupt, 2);
+    install(&mut idt.breakpoint, 3);
+    install(&mut idt.overflow, 4);
+    install(&mut idt.bound_range_exceeded, 5);
+    install(&mut idt.invalid_opcode, 6);
+    install(&mut idt.device_not_available, 7);
+    let double_fault = install(&mut idt.double_fault, 8);
+    // SAFETY: IST slot DOUBLE_FAULT_IST_INDEX is set up by `gdt::init` (which runs before this
+    // IDT is loaded) with a stack used by nothing else, so a double fault always has a valid
+    // stack, even when the kernel stack overflowed.
+    unsafe { double_fault.set_stack_index(gdt::DOUBLE_FAULT_IST_INDEX) };
+    install(&mut idt.invalid_tss, 10);
+    install(&mut idt.segment_not_present, 11);
+    install(&mut idt.stack_segment_fault, 12);
+    install(&mut idt.general_protection_fault, 13);
+    install(&mut idt.page_fault, 14);
+    install(&mut idt.x87_floating_point, 16);
+    install(&mut idt.alignment_check, 17);
+    install(&mut idt.machine_check, 18);
+    install(&mut idt.simd_floating_point, 19);
+    install(&mut idt.virtualization, 20);
+    install(&mut idt.cp_protection_exception, 21);
+    install(&mut idt.vmm_communication_exception, 29);
+    install(&mut idt.security_exception, 30);
     idt
 }
 
@@ -207,7 +209,7 @@ fn report_fatal(frame: &TrapFrame) -> ! {
         crate::Machine::console_write(b"\n[trap] another exception while reporting a trap\n");
         exit::exit(ExitStatus::Crashed);
     }
-    let fault_address = (frame.vector == 14).then(|| Cr2::read_raw());
+    let fault_address = (frame.vector == 14).then(Cr2::read_raw);
     let detail = format_args!(
         "vector {}, error {:#x}, rsp={:#x}, rflags={:#x}",
         frame.vector, frame.error_code, frame.rsp, frame.rflags

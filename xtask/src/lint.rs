@@ -1,0 +1,47 @@
+//! `cargo xtask lint`: clippy, warnings denied, on the host crates and on each kernel target.
+//!
+//! Owns the lint recipe: the host crates (the workspace's default members, all targets) with a
+//! plain host build, and the kernel crates per architecture with `-p` and their own `--target`
+//! and code-generation flags (a `--workspace` build for one target would also build the other
+//! architecture's crates and fail).
+
+use crate::arch::Arch;
+use crate::workspace;
+use anyhow::{Context, Result};
+use std::process::Command;
+
+/// Runs every lint; returns the names of the parts that failed.
+pub fn run(arches: &[Arch]) -> Result<Vec<String>> {
+    let mut failed = Vec::new();
+    eprintln!("clippy: host crates");
+    let host = Command::new(workspace::cargo())
+        .current_dir(workspace::root())
+        // No `-p`: the workspace's default members are exactly the host-buildable crates.
+        .args(["clippy", "--all-targets"])
+        .args(["--", "-D", "warnings"])
+        .status()
+        .context("cannot start cargo clippy")?;
+    if !host.success() {
+        failed.push("host crates".to_owned());
+    }
+    for &arch in arches {
+        eprintln!("clippy: {arch} kernel ({})", arch.target());
+        let (flags_var, flags) = arch.rustflags();
+        let status = Command::new(workspace::cargo())
+            .current_dir(workspace::root())
+            .args(["clippy", "-p", "strait-boot", "-p", arch.arch_package()])
+            .args(["--target", arch.target()])
+            .arg("--target-dir")
+            .arg(workspace::kernel_target_dir())
+            .args(["--", "-D", "warnings"])
+            .env(flags_var, flags)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .context("cannot start cargo clippy")?;
+        if !status.success() {
+            failed.push(format!("{arch} kernel"));
+        }
+    }
+    Ok(failed)
+}

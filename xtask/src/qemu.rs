@@ -1,0 +1,336 @@
+//! QEMU: the command line for a boot, running it, and what its exit status means.
+//!
+//! Owns the base command line of each architecture (machine, CPU, memory, SMP, the exit device),
+//! where the serial console goes, the decoding of the guest's exit status, and the life of a QEMU
+//! process: started in its own directory, waited for with a timeout, and killed only through its
+//! own `Child` handle (other QEMUs run on the same machine; never kill by name).
+
+use crate::arch::Arch;
+use anyhow::{Context, Result};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Memory when neither the scenario nor the command line names any.
+pub const DEFAULT_MEMORY: &str = "256M";
+
+/// The virtual machine one boot runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Machine {
+    /// `-M` value.
+    pub machine: String,
+    /// `-cpu` value; `None` leaves QEMU's default.
+    pub cpu: Option<String>,
+    /// `-m` value.
+    pub memory: String,
+    /// `-smp` value.
+    pub smp: u32,
+    /// Appended to the command line verbatim.
+    pub extra_args: Vec<String>,
+}
+
+impl Machine {
+    /// The default machine of `arch`: 256 MiB, one CPU.
+    pub fn default_for(arch: Arch) -> Machine {
+        Machine {
+            machine: arch.default_machine().to_owned(),
+            cpu: arch.default_cpu().map(str::to_owned),
+            memory: DEFAULT_MEMORY.to_owned(),
+            smp: 1,
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+/// Where the guest's serial console goes.
+#[derive(Debug, Clone)]
+pub enum Console {
+    /// The terminal, with the QEMU monitor multiplexed on it (Ctrl-A C; Ctrl-A X quits).
+    Stdio,
+    /// A file (headless test runs).
+    File(PathBuf),
+}
+
+/// The full QEMU command line (program first) that boots `kernel` on `machine`.
+pub fn command_line(
+    arch: Arch,
+    kernel: &Path,
+    append: &str,
+    machine: &Machine,
+    console: &Console,
+) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![arch.qemu_binary().into()];
+    let mut push = |a: &str| args.push(a.into());
+    push("-M");
+    push(&machine.machine);
+    if let Some(cpu) = &machine.cpu {
+        push("-cpu");
+        push(cpu);
+    }
+    push("-m");
+    push(&machine.memory);
+    push("-smp");
+    push(&machine.smp.to_string());
+    args.push("-kernel".into());
+    args.push(kernel.into());
+    args.push("-append".into());
+    args.push(append.into());
+    args.extend(["-display", "none", "-no-reboot"].map(OsString::from));
+    match console {
+        Console::Stdio => args.extend(["-serial", "mon:stdio"].map(OsString::from)),
+        Console::File(path) => {
+            args.extend(["-monitor", "none", "-serial"].map(OsString::from));
+            let mut spec = OsString::from("file:");
+            spec.push(path);
+            args.push(spec);
+        }
+    }
+    match arch {
+        Arch::X86_64 => {
+            args.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(OsString::from))
+        }
+        Arch::Aarch64 => args.push("-semihosting".into()),
+    }
+    args.extend(machine.extra_args.iter().map(OsString::from));
+    args
+}
+
+/// `args` as one line a POSIX shell reads back as the same words.
+pub fn shell_line(args: &[OsString]) -> String {
+    args.iter()
+        .map(|a| shell_quote(&a.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_=,.:/+@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// What the guest reported through its exit device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuestExit {
+    /// Every test passed (or a normal boot finished).
+    Passed,
+    /// At least one test failed.
+    Failed,
+    /// A fatal trap or a panic.
+    Crashed,
+    /// Anything else: a reset (triple fault under `-no-reboot`), a QEMU error, a signal.
+    Unexpected(String),
+}
+
+impl GuestExit {
+    /// Decodes a QEMU exit code. x86_64: isa-debug-exit turns guest value v into `(v << 1) | 1`;
+    /// AArch64: semihosting SYS_EXIT_EXTENDED passes v through. v: 0 passed, 1 failed, 2 crashed.
+    pub fn from_code(arch: Arch, code: Option<i32>) -> GuestExit {
+        let value = match (arch, code) {
+            (_, None) => return GuestExit::Unexpected("killed by a signal".to_owned()),
+            (Arch::X86_64, Some(c)) if c & 1 == 1 => c >> 1,
+            (Arch::X86_64, Some(c)) => {
+                return GuestExit::Unexpected(format!(
+                    "exit code {c} (not from isa-debug-exit: a reset or a QEMU error)"
+                ));
+            }
+            (Arch::Aarch64, Some(c)) => c,
+        };
+        match value {
+            0 => GuestExit::Passed,
+            1 => GuestExit::Failed,
+            2 => GuestExit::Crashed,
+            _ => GuestExit::Unexpected(format!("exit code {}", code.unwrap_or_default())),
+        }
+    }
+
+    fn from_status(arch: Arch, status: ExitStatus) -> GuestExit {
+        GuestExit::from_code(arch, status.code())
+    }
+
+    /// The exit code `cargo xtask run` returns for this guest exit.
+    pub fn process_code(&self) -> u8 {
+        match self {
+            GuestExit::Passed => 0,
+            GuestExit::Failed => 1,
+            GuestExit::Crashed => 2,
+            GuestExit::Unexpected(_) => 3,
+        }
+    }
+}
+
+impl fmt::Display for GuestExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuestExit::Passed => f.write_str("passed"),
+            GuestExit::Failed => f.write_str("failed"),
+            GuestExit::Crashed => f.write_str("crashed"),
+            GuestExit::Unexpected(what) => write!(f, "unexpected exit ({what})"),
+        }
+    }
+}
+
+/// How a headless run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// QEMU exited by itself.
+    Exited(GuestExit),
+    /// QEMU was still running at the deadline and was killed.
+    TimedOut(Duration),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Exited(exit) => write!(f, "exit status {exit}"),
+            Outcome::TimedOut(after) => write!(f, "timed out after {}s", after.as_secs()),
+        }
+    }
+}
+
+/// The result of one headless run.
+#[derive(Debug)]
+pub struct HeadlessRun {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// The whole serial log (read after QEMU is gone; the file is buffered).
+    pub serial: String,
+    /// What QEMU itself printed (errors, warnings).
+    pub qemu_output: String,
+    /// Wall time from start to exit or kill.
+    pub elapsed: Duration,
+}
+
+/// Runs `args` (from [`command_line`] with [`Console::File`] `serial`) with its working
+/// directory `dir`, killing it after `timeout`. QEMU's own stdout and stderr go to `dir`.
+pub fn run_headless(
+    arch: Arch,
+    args: &[OsString],
+    dir: &Path,
+    serial: &Path,
+    timeout: Duration,
+) -> Result<HeadlessRun> {
+    let out_path = dir.join("qemu-output.txt");
+    let out = File::create(&out_path).context("cannot create the QEMU output file")?;
+    let err = out.try_clone()?;
+    let start = Instant::now();
+    let mut child = Command::new(&args[0])
+        .args(&args[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("cannot start {}", args[0].to_string_lossy()))?;
+    let outcome = loop {
+        if let Some(status) = child.try_wait()? {
+            break Outcome::Exited(GuestExit::from_status(arch, status));
+        }
+        if start.elapsed() >= timeout {
+            // Only this child, through its own handle: other QEMUs run on this machine.
+            child.kill().context("cannot kill QEMU")?;
+            child.wait()?;
+            break Outcome::TimedOut(timeout);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let elapsed = start.elapsed();
+    let serial = std::fs::read(serial)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let qemu_output = std::fs::read(&out_path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    Ok(HeadlessRun {
+        outcome,
+        serial,
+        qemu_output,
+        elapsed,
+    })
+}
+
+/// Runs `args` attached to the terminal and returns the guest's exit.
+pub fn run_interactive(arch: Arch, args: &[OsString]) -> Result<GuestExit> {
+    let status = Command::new(&args[0])
+        .args(&args[1..])
+        .status()
+        .with_context(|| format!("cannot start {}", args[0].to_string_lossy()))?;
+    Ok(GuestExit::from_status(arch, status))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x86_64_headless_command_line() {
+        let args = command_line(
+            Arch::X86_64,
+            Path::new("/i/kernel.elf"),
+            "test=all",
+            &Machine::default_for(Arch::X86_64),
+            &Console::File("/tmp/d/serial.log".into()),
+        );
+        assert_eq!(
+            shell_line(&args),
+            "qemu-system-x86_64 -M q35 -m 256M -smp 1 -kernel /i/kernel.elf -append test=all \
+             -display none -no-reboot -monitor none -serial file:/tmp/d/serial.log \
+             -device isa-debug-exit,iobase=0xf4,iosize=0x04"
+        );
+    }
+
+    #[test]
+    fn aarch64_command_line_with_overrides() {
+        let machine = Machine {
+            machine: "virt,gic-version=2".into(),
+            cpu: Some("cortex-a53".into()),
+            memory: "3G".into(),
+            smp: 4,
+            extra_args: vec!["-d".into(), "int".into()],
+        };
+        let args = command_line(
+            Arch::Aarch64,
+            Path::new("k.img"),
+            "",
+            &machine,
+            &Console::Stdio,
+        );
+        assert_eq!(
+            shell_line(&args),
+            "qemu-system-aarch64 -M virt,gic-version=2 -cpu cortex-a53 -m 3G -smp 4 -kernel k.img \
+             -append '' -display none -no-reboot -serial mon:stdio -semihosting -d int"
+        );
+    }
+
+    #[test]
+    fn shell_quoting_survives_spaces_quotes_and_control_bytes() {
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("x\u{7f}"), "'x\u{7f}'");
+    }
+
+    #[test]
+    fn exit_codes_decode_per_architecture() {
+        use GuestExit::*;
+        let x86 = |c| GuestExit::from_code(Arch::X86_64, Some(c));
+        assert_eq!((x86(1), x86(3), x86(5)), (Passed, Failed, Crashed));
+        assert!(matches!(x86(0), Unexpected(_)));
+        assert!(matches!(x86(7), Unexpected(_)));
+        let arm = |c| GuestExit::from_code(Arch::Aarch64, Some(c));
+        assert_eq!((arm(0), arm(1), arm(2)), (Passed, Failed, Crashed));
+        assert!(matches!(arm(3), Unexpected(_)));
+        assert!(matches!(
+            GuestExit::from_code(Arch::Aarch64, None),
+            Unexpected(_)
+        ));
+    }
+}

@@ -1,0 +1,469 @@
+//! The verdict on one boot run: did the serial log and the exit status show what the scenario
+//! expects?
+//!
+//! Owns the rules (see `tests/README.md`): the expected stages each report `ok`, in order, and
+//! none reports `FAILED`; the exit status matches the expectation; a pass run has only `ok`
+//! tests, at least `min_tests` of them, and one `[done]` whose counts equal the `[test]` lines;
+//! a crash run has a `[trap]` or `[panic]` report whose kind matches and whose symbolized frames
+//! name the expected function; every `log_must_contain` substring appears. Pure: no I/O.
+
+use crate::console::{ConsoleLog, Line};
+use crate::qemu::{GuestExit, Outcome};
+use crate::symbolize::{self, SymbolTable};
+
+/// What a run must show (resolved from a scenario for one architecture).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Stages that must report `ok`, in this order.
+    pub stages: Vec<String>,
+    /// Pass or crash, with their details.
+    pub expect: Expect,
+    /// Substrings the log must contain.
+    pub log_must_contain: Vec<String>,
+}
+
+/// The expected end of the boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    /// All tests pass.
+    Pass {
+        /// Fewest `[test] ... ok` lines accepted.
+        min_tests: u64,
+    },
+    /// A deliberate trap or panic.
+    Crash {
+        /// Substring of the `[trap]` KIND or of the `[panic]` message.
+        trap: Option<String>,
+        /// Substring of a function named by a symbolized frame.
+        symbol: Option<String>,
+    },
+}
+
+/// The judgement on one run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// Why the run failed, most telling first; empty when it passed.
+    pub failures: Vec<String>,
+    /// The stage to print a hint for (the first missing or failed one).
+    pub hint_stage: Option<String>,
+    /// The guest printed nothing at all.
+    pub silent: bool,
+}
+
+impl Verdict {
+    /// True when nothing failed.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    fn fail(&mut self, why: impl Into<String>) {
+        self.failures.push(why.into());
+    }
+}
+
+/// Judges `log` and `outcome` against `check`. `symbols` is the kernel's symbol table (needed
+/// only for a crash check with a `symbol`).
+pub fn judge(
+    check: &Check,
+    log: &ConsoleLog,
+    outcome: &Outcome,
+    symbols: Option<&SymbolTable>,
+) -> Verdict {
+    let mut v = Verdict::default();
+    if log.is_silent() {
+        v.silent = true;
+        v.fail("no output on the serial console");
+    }
+    check_stages(&check.stages, log, &mut v);
+
+    match outcome {
+        Outcome::TimedOut(after) => v.fail(format!("timed out after {}s", after.as_secs())),
+        Outcome::Exited(exit) => {
+            let wanted = match check.expect {
+                Expect::Pass { .. } => GuestExit::Passed,
+                Expect::Crash { .. } => GuestExit::Crashed,
+            };
+            if *exit != wanted {
+                v.fail(format!("exit status {exit}, expected {wanted}"));
+            }
+        }
+    }
+
+    if v.silent {
+        // Everything below would only restate that nothing was printed.
+        return v;
+    }
+    let timed_out = matches!(outcome, Outcome::TimedOut(_));
+    match &check.expect {
+        Expect::Pass { min_tests } => check_pass(*min_tests, log, timed_out, &mut v),
+        Expect::Crash { trap, symbol } => {
+            check_crash(trap.as_deref(), symbol.as_deref(), log, symbols, &mut v);
+        }
+    }
+
+    for line in log.malformed() {
+        v.fail(format!("malformed protocol line `{line}`"));
+    }
+    for needle in &check.log_must_contain {
+        if !log.text.contains(needle.as_str()) {
+            v.fail(format!("log lacks `{needle}`"));
+        }
+    }
+    v
+}
+
+/// Every expected stage `ok`, in order; no stage `FAILED`.
+fn check_stages(expected: &[String], log: &ConsoleLog, v: &mut Verdict) {
+    let mut oks: Vec<&str> = Vec::new();
+    let mut failed: Vec<&str> = Vec::new();
+    for (name, result) in log.stages() {
+        match result {
+            Ok(()) => oks.push(name),
+            Err(reason) => {
+                failed.push(name);
+                v.fail(format!("stage {name} FAILED: {reason}"));
+                v.hint_stage.get_or_insert_with(|| name.to_owned());
+            }
+        }
+    }
+    if let Some(missing) = expected.iter().find(|s| !oks.contains(&s.as_str())) {
+        if !v.silent && !failed.contains(&missing.as_str()) {
+            v.fail(format!("missing stage {missing}"));
+        }
+        v.hint_stage.get_or_insert_with(|| missing.clone());
+        return;
+    }
+    let positions: Vec<usize> = expected
+        .iter()
+        .filter_map(|s| oks.iter().position(|o| o == s))
+        .collect();
+    if positions.windows(2).any(|w| w[0] >= w[1]) {
+        v.fail(format!(
+            "stages out of order: expected {}, saw {}",
+            expected.join(", "),
+            oks.join(", ")
+        ));
+    }
+}
+
+/// `timed_out`: a missing `[done]` is then no news and not reported again.
+fn check_pass(min_tests: u64, log: &ConsoleLog, timed_out: bool, v: &mut Verdict) {
+    let mut ok = 0u64;
+    let mut failed = 0u64;
+    for (name, result) in log.tests() {
+        match result {
+            Ok(()) => ok += 1,
+            Err(reason) => {
+                failed += 1;
+                v.fail(format!("test {name} FAILED: {reason}"));
+            }
+        }
+    }
+    let mut crashed = false;
+    for report in log.reports() {
+        crashed = true;
+        v.fail(format!("unexpected {}", describe(report)));
+    }
+    match log.done()[..] {
+        [] if timed_out || crashed => return,
+        [] => v.fail("no [done] line"),
+        [(p, f)] => {
+            if f != 0 {
+                v.fail(format!("[done] reports {f} failed"));
+            }
+            if p != ok || f != failed {
+                v.fail(format!(
+                    "[done] says {p} passed, {f} failed but the log has {ok} ok and {failed} \
+                     FAILED [test] lines"
+                ));
+            }
+        }
+        ref several => v.fail(format!("{} [done] lines", several.len())),
+    }
+    if ok < min_tests {
+        v.fail(format!("{ok} tests passed, expected at least {min_tests}"));
+    }
+}
+
+fn check_crash(
+    trap: Option<&str>,
+    symbol: Option<&str>,
+    log: &ConsoleLog,
+    symbols: Option<&SymbolTable>,
+    v: &mut Verdict,
+) {
+    let reports: Vec<&Line> = log.reports().collect();
+    if reports.is_empty() {
+        v.fail("no [trap] or [panic] report");
+        return;
+    }
+    if let Some(trap) = trap {
+        let matched = reports.iter().any(|r| match r {
+            Line::Trap { kind, .. } => kind.contains(trap),
+            Line::Panic { message } => message.contains(trap),
+            _ => false,
+        });
+        if !matched {
+            let seen: Vec<String> = reports.iter().map(|r| describe(r)).collect();
+            v.fail(format!(
+                "expected a `{trap}` report, saw {}",
+                seen.join("; ")
+            ));
+        }
+    }
+    if let Some(symbol) = symbol {
+        match symbols {
+            None => v.fail(format!(
+                "cannot look for `{symbol}` in the frames: no kernel symbol table"
+            )),
+            Some(table) => {
+                let names = symbolize::frame_functions(&log.lines, table);
+                if !names.iter().any(|n| n.contains(symbol)) {
+                    let shown = if names.is_empty() {
+                        "none resolved".to_owned()
+                    } else {
+                        names.join(", ")
+                    };
+                    v.fail(format!("no frame in `{symbol}` (frames: {shown})"));
+                }
+            }
+        }
+    }
+}
+
+fn describe(report: &Line) -> String {
+    match report {
+        Line::Trap { kind, pc, .. } => format!("trap `{kind}` at {pc:#x}"),
+        Line::Panic { message } => format!("panic `{message}`"),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::symbolize::tests::table;
+    use std::time::Duration;
+
+    const STAGES: &str = "[stage] serial ok\n[stage] bootinfo ok\n[stage] frames ok\n\
+                          [stage] heap ok\n[stage] traps ok\n";
+
+    fn check(expect: Expect) -> Check {
+        Check {
+            stages: ["serial", "bootinfo", "frames", "heap", "traps"]
+                .map(String::from)
+                .to_vec(),
+            expect,
+            log_must_contain: Vec::new(),
+        }
+    }
+
+    fn pass() -> Check {
+        check(Expect::Pass { min_tests: 2 })
+    }
+
+    fn crash() -> Check {
+        check(Expect::Crash {
+            trap: Some("page fault".into()),
+            symbol: Some("deliberate_unmapped_read".into()),
+        })
+    }
+
+    fn exited(e: GuestExit) -> Outcome {
+        Outcome::Exited(e)
+    }
+
+    fn run(check: &Check, log: &str, outcome: Outcome) -> Verdict {
+        judge(check, &ConsoleLog::parse(log), &outcome, Some(&table()))
+    }
+
+    #[test]
+    fn a_clean_test_boot_passes() {
+        let log = format!(
+            "[bootinfo] 2 ranges\r\n{STAGES}[test] a ok\r\n[test] b ok\n[done] 2 passed, 0 failed\n"
+        );
+        let v = run(&pass(), &log, exited(GuestExit::Passed));
+        assert!(v.passed(), "{v:?}");
+    }
+
+    #[test]
+    fn a_failed_test_fails_with_its_reason() {
+        let log = format!(
+            "{STAGES}[test] a ok\n[test] b FAILED got 3\n[test] c ok\n[done] 2 passed, 1 failed\n"
+        );
+        let v = run(&pass(), &log, exited(GuestExit::Failed));
+        assert!(!v.passed());
+        assert!(v.failures.iter().any(|f| f == "test b FAILED: got 3"));
+        assert!(v.failures.iter().any(|f| f.contains("exit status failed")));
+        assert!(v.failures.iter().any(|f| f == "[done] reports 1 failed"));
+    }
+
+    #[test]
+    fn done_counts_must_match_the_test_lines() {
+        let log = format!("{STAGES}[test] a ok\n[test] b ok\n[done] 3 passed, 0 failed\n");
+        let v = run(&pass(), &log, exited(GuestExit::Passed));
+        assert_eq!(v.failures.len(), 1, "{v:?}");
+        assert!(v.failures[0].contains("[done] says 3 passed"));
+        let none = run(
+            &pass(),
+            &format!("{STAGES}[test] a ok\n[test] b ok\n"),
+            exited(GuestExit::Passed),
+        );
+        assert_eq!(none.failures, ["no [done] line"]);
+    }
+
+    #[test]
+    fn too_few_tests_fail() {
+        let log = format!("{STAGES}[test] a ok\n[done] 1 passed, 0 failed\n");
+        let v = run(&pass(), &log, exited(GuestExit::Passed));
+        assert_eq!(v.failures, ["1 tests passed, expected at least 2"]);
+    }
+
+    #[test]
+    fn a_missing_stage_names_the_stage_and_wants_a_hint() {
+        let log = "[stage] serial ok\n[stage] bootinfo ok\n[stage] frames ok\n";
+        let v = run(&pass(), log, Outcome::TimedOut(Duration::from_secs(60)));
+        assert_eq!(v.failures, ["missing stage heap", "timed out after 60s"]);
+        assert_eq!(v.hint_stage.as_deref(), Some("heap"));
+        assert!(!v.silent);
+    }
+
+    #[test]
+    fn a_failed_stage_fails_and_wants_its_hint() {
+        let log = "[stage] serial ok\n[stage] bootinfo FAILED no memory map\n";
+        let v = run(&pass(), log, exited(GuestExit::Crashed));
+        assert_eq!(v.failures[0], "stage bootinfo FAILED: no memory map");
+        assert!(!v.failures.iter().any(|f| f.starts_with("missing stage")));
+        assert_eq!(v.hint_stage.as_deref(), Some("bootinfo"));
+    }
+
+    #[test]
+    fn stages_out_of_order_fail() {
+        let log = "[stage] bootinfo ok\n[stage] serial ok\n[stage] frames ok\n[stage] heap ok\n\
+                   [stage] traps ok\n[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed\n";
+        let v = run(&pass(), log, exited(GuestExit::Passed));
+        assert_eq!(v.failures.len(), 1);
+        assert!(v.failures[0].starts_with("stages out of order"));
+    }
+
+    #[test]
+    fn silence_is_reported_once_with_the_first_stage_as_hint() {
+        let v = run(&pass(), "", Outcome::TimedOut(Duration::from_secs(5)));
+        assert!(v.silent);
+        assert_eq!(
+            v.failures,
+            ["no output on the serial console", "timed out after 5s"]
+        );
+        assert_eq!(v.hint_stage.as_deref(), Some("serial"));
+    }
+
+    #[test]
+    fn an_unexpected_reset_fails_a_pass_run() {
+        let log = format!("{STAGES}[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed\n");
+        let v = run(
+            &pass(),
+            &log,
+            exited(GuestExit::from_code(crate::arch::Arch::X86_64, Some(0))),
+        );
+        assert_eq!(v.failures.len(), 1);
+        assert!(v.failures[0].contains("unexpected exit"));
+    }
+
+    #[test]
+    fn a_trap_in_a_pass_run_fails() {
+        let log = format!("{STAGES}[test] a ok\n[trap] page fault at pc=0x1010 (x)\n");
+        let v = run(&pass(), &log, exited(GuestExit::Crashed));
+        assert_eq!(
+            v.failures,
+            [
+                "exit status crashed, expected passed",
+                "unexpected trap `page fault` at 0x1010"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_expected_crash_passes() {
+        let log = format!(
+            "{STAGES}[trap] page fault at pc=0x1010 addr=0xdead0000 (vector 14)\n\
+             [backtrace] #0 0x1080\n[backtrace] end\n"
+        );
+        let v = run(&crash(), &log, exited(GuestExit::Crashed));
+        assert!(v.passed(), "{v:?}");
+    }
+
+    #[test]
+    fn the_expected_function_may_be_a_caller_frame() {
+        // pc in main, return address right after deliberate_unmapped_read's last instruction.
+        let log =
+            format!("{STAGES}[trap] page fault at pc=0x1050 (vector 14)\n[backtrace] #0 0x1040\n");
+        assert!(run(&crash(), &log, exited(GuestExit::Crashed)).passed());
+    }
+
+    #[test]
+    fn a_crash_in_the_wrong_place_or_of_the_wrong_kind_fails() {
+        let log = format!("{STAGES}[trap] invalid opcode at pc=0x1050 (vector 6)\n");
+        let v = run(&crash(), &log, exited(GuestExit::Crashed));
+        assert_eq!(v.failures.len(), 2, "{v:?}");
+        assert!(v.failures[0].starts_with("expected a `page fault` report"));
+        assert_eq!(
+            v.failures[1],
+            "no frame in `deliberate_unmapped_read` (frames: kernel::main)"
+        );
+    }
+
+    #[test]
+    fn a_crash_run_without_report_or_with_the_wrong_exit_fails() {
+        let log = format!("{STAGES}[test] fault_unmapped ok\n[done] 1 passed, 0 failed\n");
+        let v = run(&crash(), &log, exited(GuestExit::Passed));
+        assert!(
+            v.failures
+                .contains(&"exit status passed, expected crashed".to_owned())
+        );
+        assert!(
+            v.failures
+                .contains(&"no [trap] or [panic] report".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_panic_matches_on_its_message() {
+        let c = check(Expect::Crash {
+            trap: Some("deliberate panic".into()),
+            symbol: Some("kernel::main".into()),
+        });
+        let log = format!(
+            "{STAGES}[panic] deliberate panic at kernel-core/src/selftest.rs:9:5\n\
+             [backtrace] #0 0x1044\n[backtrace] end\n"
+        );
+        assert!(run(&c, &log, exited(GuestExit::Crashed)).passed());
+        let no_symbols = judge(
+            &c,
+            &ConsoleLog::parse(&log),
+            &exited(GuestExit::Crashed),
+            None,
+        );
+        assert_eq!(no_symbols.failures.len(), 1);
+        assert!(no_symbols.failures[0].contains("no kernel symbol table"));
+    }
+
+    #[test]
+    fn must_contain_and_malformed_lines() {
+        let mut c = pass();
+        c.log_must_contain = vec!["[cmdline] ignored".into()];
+        let log =
+            format!("{STAGES}[test] a ok\n[test] b ok\n[test] c\n[done] 2 passed, 0 failed\n");
+        let v = run(&c, &log, exited(GuestExit::Passed));
+        assert_eq!(
+            v.failures,
+            [
+                "malformed protocol line `[test] c`",
+                "log lacks `[cmdline] ignored`"
+            ]
+        );
+        let log = format!(
+            "{STAGES}[cmdline] ignored 'foo=bar'\n[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed\n"
+        );
+        assert!(run(&c, &log, exited(GuestExit::Passed)).passed());
+    }
+}

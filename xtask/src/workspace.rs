@@ -1,0 +1,81 @@
+//! Where things are: the workspace root and every path xtask reads or writes under it.
+//!
+//! Owns the on-disk layout the tool relies on (`target/kernel`, `target/images/<arch>`,
+//! `target/test-logs`, `tests/scenarios`, `tests/stages.toml`) and which `cargo` to call.
+//! Nothing else in xtask joins path components onto the root.
+
+use crate::arch::Arch;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+}
+
+/// The target directory of the kernel builds (kept apart from the host builds).
+pub fn kernel_target_dir() -> PathBuf {
+    root().join("target").join("kernel")
+}
+
+/// Where `cargo build` leaves the kernel ELF for `arch`.
+pub fn built_kernel(arch: Arch) -> PathBuf {
+    kernel_target_dir()
+        .join(arch.target())
+        .join("release")
+        .join("kernel")
+}
+
+/// `target/images/<arch>`: the images QEMU boots.
+pub fn image_dir(arch: Arch) -> PathBuf {
+    root().join("target").join("images").join(arch.name())
+}
+
+/// The kernel ELF with symbols (both architectures).
+pub fn image_elf(arch: Arch) -> PathBuf {
+    image_dir(arch).join("kernel.elf")
+}
+
+/// The flat binary made from the ELF (AArch64 only).
+pub fn image_flat(arch: Arch) -> PathBuf {
+    image_dir(arch).join("kernel.img")
+}
+
+/// The file QEMU's `-kernel` gets for `arch`.
+pub fn boot_image(arch: Arch) -> PathBuf {
+    if arch.needs_flat_image() {
+        image_flat(arch)
+    } else {
+        image_elf(arch)
+    }
+}
+
+/// `target/test-logs`: serial logs of failed or timed-out boot runs.
+pub fn test_logs_dir() -> PathBuf {
+    root().join("target").join("test-logs")
+}
+
+/// `tests/scenarios`: one TOML file per boot scenario.
+pub fn scenarios_dir() -> PathBuf {
+    root().join("tests").join("scenarios")
+}
+
+/// `tests/stages.toml`: the boot stages in order and the hint for each.
+pub fn stages_file() -> PathBuf {
+    root().join("tests").join("stages.toml")
+}
+
+/// The `cargo` that started us (so the pinned toolchain is used), else `cargo` from `PATH`.
+pub fn cargo() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
+}
+
+/// A path relative to the workspace root when it is below it (for short messages).
+pub fn display(path: &Path) -> String {
+    path.strip_prefix(root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
