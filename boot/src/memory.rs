@@ -38,11 +38,13 @@ pub fn phys_to_virt(phys: u64) -> u64 {
 /// Builds the frame allocator from the boot memory map.
 pub fn init_frames(info: &BootInfo) -> Result<(), &'static str> {
     HHDM_OFFSET.call_once(|| info.hhdm_offset);
-    let mut ranges = FreeRanges::compute(&info.memory, &info.reserved, info.hhdm_limit);
+    // The bitmap spans all of RAM, but frames the boot-time HHDM cannot reach are withheld
+    // until the kernel's own page tables map them (the `hhdm` stage).
+    let mut ranges = FreeRanges::compute(&info.memory, &info.reserved, u64::MAX);
     if ranges.dropped_bytes() > 0 {
         crate::kprintln!(
-            "[frames] {} MiB of RAM lie beyond what the boot page tables map and stay unused",
-            ranges.dropped_bytes() >> 20
+            "[frames] {} KiB of usable RAM could not be tracked (memory map too fragmented)",
+            ranges.dropped_bytes() >> 10
         );
     }
     let words = FrameAllocator::bitmap_words(&ranges);
@@ -56,7 +58,16 @@ pub fn init_frames(info: &BootInfo) -> Result<(), &'static str> {
     // slice lives for the rest of the kernel's life because those frames are never freed.
     let bitmap =
         unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage.start) as *mut u64, words) };
-    let allocator = FrameAllocator::new(&ranges, bitmap).map_err(|_| "frame bitmap too small")?;
+    let mut allocator =
+        FrameAllocator::new(&ranges, bitmap).map_err(|_| "frame bitmap too small")?;
+    let withheld = allocator.withhold_from(info.hhdm_limit);
+    if withheld > 0 {
+        crate::kprintln!(
+            "[frames] {} MiB above {:#x} withheld until the kernel page tables map them",
+            (withheld as u64 * FRAME_SIZE) >> 20,
+            info.hhdm_limit
+        );
+    }
     crate::kprintln!(
         "[frames] {} free frames ({} MiB), bitmap of {} KiB at {}",
         allocator.free_frames(),

@@ -46,6 +46,8 @@ pub struct FrameAllocator<'a> {
     /// ours" (a hole, or a frame taken before construction); these tell the two apart on free,
     /// and let searches skip holes instead of scanning their all-zero words.
     ranges: ArrayVec<PhysRange, MAX_FREE_RANGES>,
+    /// `(limit, count)` while frames at or above `limit` are withheld.
+    withheld: Option<(u64, usize)>,
 }
 
 impl<'a> FrameAllocator<'a> {
@@ -75,6 +77,7 @@ impl<'a> FrameAllocator<'a> {
             managed_frames: 0,
             next_word: 0,
             ranges: ranges.as_slice().iter().copied().collect(),
+            withheld: None,
         };
         for i in 0..this.ranges.len() {
             let (first, end) = this.frame_span(this.ranges[i]);
@@ -157,6 +160,57 @@ impl<'a> FrameAllocator<'a> {
         self.bitmap[word] |= mask;
         self.free_frames += 1;
         Ok(())
+    }
+
+    /// Takes every free frame at or above `limit` out of circulation until
+    /// [`release_withheld`](Self::release_withheld), and returns how many.
+    ///
+    /// Boot uses this for RAM its early page tables cannot reach yet: the bitmap covers all of
+    /// RAM from the start, but frames the kernel cannot touch must not be handed out. Call it
+    /// once, right after [`new`](Self::new), before anything is allocated above `limit`.
+    pub fn withhold_from(&mut self, limit: u64) -> usize {
+        let count = self.set_free_at_or_above(limit, false);
+        self.withheld = Some((limit, count));
+        self.free_frames -= count;
+        count
+    }
+
+    /// Returns the frames [`withhold_from`](Self::withhold_from) took out (once the kernel can
+    /// reach them) and reports how many.
+    pub fn release_withheld(&mut self) -> usize {
+        let Some((limit, count)) = self.withheld.take() else {
+            return 0;
+        };
+        let released = self.set_free_at_or_above(limit, true);
+        debug_assert_eq!(released, count, "withheld frames changed state while withheld");
+        self.free_frames += released;
+        released
+    }
+
+    /// Frames currently withheld.
+    pub fn withheld_frames(&self) -> usize {
+        self.withheld.map_or(0, |(_, count)| count)
+    }
+
+    /// Flips every managed frame at or above `limit` whose bit is `!free` to `free`; returns how
+    /// many changed.
+    fn set_free_at_or_above(&mut self, limit: u64, free: bool) -> usize {
+        let mut changed = 0;
+        for i in 0..self.ranges.len() {
+            let range = self.ranges[i];
+            if range.end <= limit {
+                continue;
+            }
+            let start = range.start.max(limit.next_multiple_of(FRAME_SIZE));
+            for index in self.index(start)..self.index(range.end) {
+                let (word, mask) = (index / WORD_BITS, 1u64 << (index % WORD_BITS));
+                if (self.bitmap[word] & mask != 0) != free {
+                    self.bitmap[word] ^= mask;
+                    changed += 1;
+                }
+            }
+        }
+        changed
     }
 
     /// Frames free right now.
@@ -785,5 +839,29 @@ mod tests {
             }
             assert_eq!(alloc.free_frames(), managed.len());
         }
+    }
+
+    #[test]
+    fn withheld_frames_are_never_handed_out_until_released() {
+        let ranges = FreeRanges::compute(
+            &[MemoryRegion { range: PhysRange { start: 0x1000, end: 0x9000 }, kind: RegionKind::Usable }],
+            &[],
+            u64::MAX,
+        );
+        let mut storage = [0u64; 4];
+        let mut frames = FrameAllocator::new(&ranges, &mut storage).unwrap();
+        assert_eq!(frames.withhold_from(0x5800), 3); // 0x6000, 0x7000, 0x8000
+        assert_eq!(frames.free_frames(), 5);
+        let mut taken = std::vec::Vec::new();
+        while let Some(frame) = frames.allocate() {
+            assert!(frame < 0x6000, "withheld frame {frame:#x} handed out");
+            taken.push(frame);
+        }
+        assert_eq!(taken.len(), 5);
+        assert_eq!(frames.release_withheld(), 3);
+        assert_eq!(frames.withheld_frames(), 0);
+        assert_eq!(frames.free_frames(), 3);
+        assert!(frames.allocate().unwrap() >= 0x6000);
+        assert_eq!(frames.release_withheld(), 0);
     }
 }
