@@ -29,6 +29,21 @@ pub enum DeliberateFault {
     UndefinedInstruction,
 }
 
+/// A kind of memory access, for [`Platform::probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Load one byte.
+    Read,
+    /// Load one byte and store it back unchanged (so a probe that succeeds changes nothing).
+    Write,
+    /// Call the address; the byte there must be a return instruction (`ret`).
+    Execute,
+}
+
+/// A probed access trapped; the fault was recovered and nothing else happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeFault;
+
 /// The services the portable kernel needs from one architecture during boot.
 ///
 /// Implemented by a zero-sized type in each arch crate. Methods are associated functions (no
@@ -47,6 +62,11 @@ pub trait Platform {
     /// Installs the trap vectors (IDT/GDT/TSS or VBAR_EL1) and proves them with a breakpoint that
     /// must come back. Returns a reason when the round trip did not happen.
     fn init_traps() -> Result<(), &'static str>;
+
+    /// Performs `access` at kernel address `addr` under fault recovery: `Err(ProbeFault)` when
+    /// the access trapped (unmapped, or forbidden by the page permissions), `Ok` when it
+    /// happened. Used by the memory tests to prove W^X; never used on user addresses.
+    fn probe(access: Access, addr: u64) -> Result<(), ProbeFault>;
 
     /// Provokes `fault`; the trap handler reports it and ends the boot, so this never returns.
     fn provoke(fault: DeliberateFault) -> !;

@@ -13,11 +13,12 @@ mod faults;
 mod gdt;
 mod layout;
 mod pvh;
+mod recovery;
 mod serial;
 mod traps;
 
 use kernel_core::boot_info::BootInfo;
-use kernel_core::hal::{DeliberateFault, ExitStatus, Platform};
+use kernel_core::hal::{Access, DeliberateFault, ExitStatus, Platform, ProbeFault};
 
 /// The x86_64 machine, as the portable kernel sees it.
 #[derive(Debug)]
@@ -36,6 +37,10 @@ impl Platform for Machine {
 
     fn init_traps() -> Result<(), &'static str> {
         traps::init()
+    }
+
+    fn probe(access: Access, addr: u64) -> Result<(), ProbeFault> {
+        recovery::probe(access, addr)
     }
 
     fn provoke(fault: DeliberateFault) -> ! {

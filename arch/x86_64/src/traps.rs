@@ -8,6 +8,7 @@
 //! takes no lock and never allocates.
 
 use crate::console::Console;
+use crate::recovery::{self, Resume};
 use crate::{exit, gdt};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel_core::hal::{ExitStatus, Platform};
@@ -200,6 +201,23 @@ extern "C" fn x86_64_trap_dispatch(frame: &mut TrapFrame) {
     if frame.vector == 3 {
         BREAKPOINTS.fetch_add(1, Ordering::SeqCst);
         return;
+    }
+    if matches!(frame.vector, 13 | 14) {
+        match recovery::recover(frame.rip) {
+            Some(Resume::At(fixup)) => {
+                frame.rip = fixup;
+                return;
+            }
+            Some(Resume::ReturnFromCall) => {
+                // SAFETY: the execute probe reached the faulting address through `call`, so
+                // the word at rsp is its return address, on the current (mapped) kernel stack.
+                frame.rip = unsafe { core::ptr::read(frame.rsp as *const u64) };
+                frame.rsp += 8;
+                frame.rax = 1;
+                return;
+            }
+            None => {}
+        }
     }
     report_fatal(frame)
 }
