@@ -182,7 +182,10 @@ impl<'a> FrameAllocator<'a> {
             return 0;
         };
         let released = self.set_free_at_or_above(limit, true);
-        debug_assert_eq!(released, count, "withheld frames changed state while withheld");
+        debug_assert_eq!(
+            released, count,
+            "withheld frames changed state while withheld"
+        );
         self.free_frames += released;
         released
     }
@@ -844,7 +847,13 @@ mod tests {
     #[test]
     fn withheld_frames_are_never_handed_out_until_released() {
         let ranges = FreeRanges::compute(
-            &[MemoryRegion { range: PhysRange { start: 0x1000, end: 0x9000 }, kind: RegionKind::Usable }],
+            &[MemoryRegion {
+                range: PhysRange {
+                    start: 0x1000,
+                    end: 0x9000,
+                },
+                kind: RegionKind::Usable,
+            }],
             &[],
             u64::MAX,
         );

@@ -28,5 +28,6 @@ pub mod console;
 pub mod frame_alloc;
 pub mod hal;
 pub mod memory_map;
+pub mod paging;
 pub mod selftest;
 pub mod trap_report;
