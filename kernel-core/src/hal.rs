@@ -44,6 +44,19 @@ pub enum Access {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProbeFault;
 
+/// Why a copy between kernel and user memory failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAccessError {
+    /// The range is not entirely inside the user half (or wraps around).
+    NotUserRange,
+    /// The copy faulted at `addr` (unmapped, or not accessible that way); bytes before it were
+    /// copied.
+    Fault {
+        /// First user address that could not be accessed.
+        addr: u64,
+    },
+}
+
 /// The services the portable kernel needs from one architecture during boot.
 ///
 /// Implemented by a zero-sized type in each arch crate. Methods are associated functions (no
@@ -67,6 +80,14 @@ pub trait Platform {
     /// the access trapped (unmapped, or forbidden by the page permissions), `Ok` when it
     /// happened. Used by the memory tests to prove W^X; never used on user addresses.
     fn probe(access: Access, addr: u64) -> Result<(), ProbeFault>;
+
+    /// Copies `dst.len()` bytes from user address `src` in the current address space, through
+    /// the one audited user-access path (range validation, SMAP/PAN, fault recovery).
+    fn copy_from_user(dst: &mut [u8], src: u64) -> Result<(), UserAccessError>;
+
+    /// Copies `src` to user address `dst` in the current address space (see
+    /// [`copy_from_user`](Self::copy_from_user)).
+    fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), UserAccessError>;
 
     /// Provokes `fault`; the trap handler reports it and ends the boot, so this never returns.
     fn provoke(fault: DeliberateFault) -> !;

@@ -7,6 +7,7 @@
 #![no_std]
 
 mod console;
+mod cpu;
 mod entry;
 mod exit;
 mod faults;
@@ -16,9 +17,12 @@ mod pvh;
 mod recovery;
 mod serial;
 mod traps;
+mod user_copy;
 
 use kernel_core::boot_info::BootInfo;
-use kernel_core::hal::{Access, DeliberateFault, ExitStatus, Platform, ProbeFault};
+use kernel_core::hal::{
+    Access, DeliberateFault, ExitStatus, Platform, ProbeFault, UserAccessError,
+};
 
 /// The x86_64 machine, as the portable kernel sees it.
 #[derive(Debug)]
@@ -41,6 +45,14 @@ impl Platform for Machine {
 
     fn probe(access: Access, addr: u64) -> Result<(), ProbeFault> {
         recovery::probe(access, addr)
+    }
+
+    fn copy_from_user(dst: &mut [u8], src: u64) -> Result<(), UserAccessError> {
+        user_copy::copy_from_user(dst, src)
+    }
+
+    fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), UserAccessError> {
+        user_copy::copy_to_user(dst, src)
     }
 
     fn provoke(fault: DeliberateFault) -> ! {

@@ -84,7 +84,10 @@ pub fn recover(pc: u64) -> Option<Resume> {
     if pc != 0 && EXECUTE_PROBE_TARGET.load(Ordering::Acquire) == pc {
         return Some(Resume::ReturnFromCall);
     }
-    table().iter().find(|entry| entry[0] == pc).map(|entry| Resume::At(entry[1]))
+    table()
+        .iter()
+        .find(|entry| entry[0] == pc)
+        .map(|entry| Resume::At(entry[1]))
 }
 
 /// Performs `access` at `addr` under recovery (see `Platform::probe`).
@@ -104,5 +107,9 @@ pub fn probe(access: Access, addr: u64) -> Result<(), ProbeFault> {
             result
         }
     };
-    if faulted == 0 { Ok(()) } else { Err(ProbeFault) }
+    if faulted == 0 {
+        Ok(())
+    } else {
+        Err(ProbeFault)
+    }
 }
