@@ -1,7 +1,8 @@
 //! The Strait kernel executable.
 //!
 //! Owns the boot sequence: it wires one architecture crate to `kernel-core` and walks the boot
-//! stages in order (`serial`, `bootinfo`, `frames`, `heap`, `traps`), printing one `[stage]` line
+//! stages in order (`serial`, `bootinfo`, `frames`, `heap`, `traps`, `paging`, `hhdm`,
+//! `addrspace`), printing one `[stage]` line
 //! for each, then runs the in-kernel tests the command line selects. Each stage either succeeds
 //! or stops the boot with its reason; nothing here may fail silently.
 #![no_std]
@@ -19,9 +20,10 @@ use console::Console;
 use kernel_core::boot_info::BootInfo;
 use kernel_core::cmdline::{Cmdline, TestSelection};
 use kernel_core::console as protocol;
-use kernel_core::hal::{ExitStatus, Platform};
+use kernel_core::hal::{BOOT_STACK_OWNER, ExitStatus, Platform};
 use kernel_core::selftest;
 use platform::Machine;
+use spin::Once;
 
 platform::entry_point!(kernel_main);
 
@@ -40,7 +42,7 @@ fn kernel_main() -> ! {
     }
     let testing = cmdline.tests != TestSelection::None;
     if info.usable_bytes() == 0 {
-        fail_stage("bootinfo", "the memory map has no usable RAM", testing);
+        fail_stage("bootinfo", &"the memory map has no usable RAM", testing);
     }
     let _ = protocol::stage(&mut Console, "bootinfo", Ok(()));
 
@@ -48,26 +50,81 @@ fn kernel_main() -> ! {
         Ok(()) => {
             let _ = protocol::stage(&mut Console, "frames", Ok(()));
         }
-        Err(reason) => fail_stage("frames", reason, testing),
+        Err(reason) => fail_stage("frames", &reason, testing),
     }
     match memory::init_heap() {
         Ok(()) => {
             let _ = protocol::stage(&mut Console, "heap", Ok(()));
         }
-        Err(reason) => fail_stage("heap", reason, testing),
+        Err(reason) => fail_stage("heap", &reason, testing),
     }
     match Machine::init_traps() {
         Ok(()) => {
             let _ = protocol::stage(&mut Console, "traps", Ok(()));
         }
-        Err(reason) => fail_stage("traps", reason, testing),
+        Err(reason) => fail_stage("traps", &reason, testing),
+    }
+
+    let report = {
+        let mut frames = memory::FRAMES.lock();
+        let frames = frames.as_mut().expect("the frames stage succeeded");
+        Machine::init_kernel_space(info, frames)
+    };
+    match report {
+        Ok(report) => {
+            kprintln!(
+                "[paging] kernel tables live: {} MiB direct-mapped, {} TLB tags, \
+                 user pages not executable by the kernel: {}, not accessible outside user copies: {}",
+                report.hhdm_bytes >> 20,
+                report.tlb_tags,
+                report.user_execute_blocked,
+                report.user_access_blocked
+            );
+            memory::init_address_spaces(report);
+            let _ = protocol::stage(&mut Console, "paging", Ok(()));
+        }
+        Err(reason) => fail_stage("paging", &reason, testing),
+    }
+    // From here on the boot CPU runs on a stack with a guard page.
+    let stack = {
+        let mut frames = memory::FRAMES.lock();
+        let frames = frames.as_mut().expect("the frames stage succeeded");
+        Machine::new_kernel_stack(frames, BOOT_STACK_OWNER)
+    };
+    match stack {
+        Ok(stack) => {
+            BOOT_TESTS.call_once(|| cmdline.tests);
+            Machine::run_on_stack(&stack, continue_on_guarded_stack)
+        }
+        Err(error) => fail_stage("paging", &error, testing),
+    }
+}
+
+/// The test selection, carried across the switch to the guarded boot stack.
+static BOOT_TESTS: Once<TestSelection<'static>> = Once::new();
+
+/// The rest of the boot, on a guarded stack: the `hhdm` and `addrspace` stages, then the tests.
+fn continue_on_guarded_stack() -> ! {
+    let tests = *BOOT_TESTS.get().expect("set before the stack switch");
+    let testing = tests != TestSelection::None;
+    match memory::release_and_check_hhdm(Machine::boot_info()) {
+        Ok(()) => {
+            let _ = protocol::stage(&mut Console, "hhdm", Ok(()));
+        }
+        Err(reason) => fail_stage("hhdm", &reason, testing),
+    }
+    match memory::address_space_smoke_test() {
+        Ok(()) => {
+            let _ = protocol::stage(&mut Console, "addrspace", Ok(()));
+        }
+        Err(reason) => fail_stage("addrspace", &reason, testing),
     }
 
     if !testing {
         kprintln!("[boot] up; there is nothing to run yet (no init), halting this CPU");
         Machine::halt_forever();
     }
-    let summary = selftest::run_selected(&selftests::ALL, &cmdline.tests, &mut (), &mut Console);
+    let summary = selftest::run_selected(selftests::ALL, &tests, &mut (), &mut Console);
     let _ = protocol::done(&mut Console, summary.passed, summary.failed);
     Machine::exit(if summary.failed == 0 {
         ExitStatus::Passed
@@ -78,8 +135,8 @@ fn kernel_main() -> ! {
 
 /// Prints the `[stage] NAME FAILED reason` line and stops: a test boot exits with a failure
 /// status, a normal boot halts so the console stays readable.
-fn fail_stage(name: &str, reason: &str, testing: bool) -> ! {
-    let _ = protocol::stage(&mut Console, name, Err(&reason));
+fn fail_stage(name: &str, reason: &dyn core::fmt::Display, testing: bool) -> ! {
+    let _ = protocol::stage(&mut Console, name, Err(reason));
     if testing {
         Machine::exit(ExitStatus::Failed);
     }

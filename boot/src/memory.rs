@@ -5,11 +5,23 @@
 //! module only hands it memory through the HHDM. It must never give out a frame the boot
 //! information reserved, and never touch RAM the boot-time HHDM does not reach.
 
+use crate::platform::Machine;
+use alloc::format;
+use alloc::string::String;
 use buddy_system_allocator::LockedHeap;
 use kernel_core::boot_info::BootInfo;
 use kernel_core::frame_alloc::FrameAllocator;
+use kernel_core::hal::{Access, KernelSpaceReport, Platform};
+use kernel_core::memory_map::ram_ranges;
 use kernel_core::memory_map::{FRAME_SIZE, FreeRanges};
+use kernel_core::paging::{AddressSpace, AsidAllocator, MapFlags};
 use spin::{Mutex, Once};
+
+/// A user address space on this machine.
+pub type UserSpace = AddressSpace<<Machine as Platform>::Spaces>;
+
+/// The TLB tag allocator shared by every user address space (after the `paging` stage).
+pub static ASIDS: Mutex<AsidAllocator> = Mutex::new(AsidAllocator::new(1));
 
 /// Order of the buddy allocator: blocks up to 2^(ORDER-1) bytes.
 const HEAP_ORDER: usize = 32;
@@ -106,4 +118,82 @@ pub fn init_heap() -> Result<(), &'static str> {
 /// Bytes currently allocated from the kernel heap (what the user asked for).
 pub fn heap_bytes_in_use() -> usize {
     HEAP.lock().stats_alloc_user()
+}
+
+/// Sets up the TLB-tag allocator for user address spaces once the kernel tables are live.
+pub fn init_address_spaces(report: KernelSpaceReport) {
+    *ASIDS.lock() = AsidAllocator::new(report.tlb_tags);
+}
+
+/// Hands the frames above the boot HHDM limit to the allocator, then proves the kernel's HHDM
+/// reaches all of RAM: the first and last frame of every RAM range is read and written back
+/// through it under fault recovery, so a hole is a stage failure, not a crash.
+pub fn release_and_check_hhdm(info: &BootInfo) -> Result<(), String> {
+    let released = FRAMES
+        .lock()
+        .as_mut()
+        .map_or(0, |frames| frames.release_withheld());
+    if released > 0 {
+        crate::kprintln!(
+            "[hhdm] {} MiB above the boot mapping are now allocatable",
+            (released as u64 * FRAME_SIZE) >> 20
+        );
+    }
+    let ranges = ram_ranges(&info.memory);
+    for range in &ranges {
+        for frame in [range.start, range.end - FRAME_SIZE] {
+            let va = phys_to_virt(frame);
+            Machine::probe(Access::Write, va)
+                .map_err(|_| format!("physical {frame:#x} is not reachable at {va:#x}"))?;
+        }
+    }
+    let top = ranges.last().map_or(0, |r| r.end);
+    crate::kprintln!(
+        "[hhdm] {} RAM ranges reachable up to {:#x}",
+        ranges.len(),
+        top
+    );
+    Ok(())
+}
+
+/// Creates a user address space, maps one page, switches to it, writes and reads it through the
+/// user-copy path, switches back and destroys it; every frame must come back.
+pub fn address_space_smoke_test() -> Result<(), String> {
+    const USER_VA: u64 = 0x40_0000;
+    let mut frames = FRAMES.lock();
+    let frames = frames.as_mut().ok_or("no frame allocator")?;
+    let before = frames.free_frames();
+    let space = UserSpace::create(frames).map_err(|e| format!("create: {e}"))?;
+    let frame = frames.allocate().ok_or("out of frames")?;
+    let flags = MapFlags::READ | MapFlags::WRITE;
+    space
+        .map(frames, USER_VA, frame, flags)
+        .map_err(|e| format!("map: {e}"))?;
+    let translated = space.translate(USER_VA).map(|t| t.phys);
+    let checked = if translated != Some(frame) {
+        Err(format!("translate gave {translated:x?}, mapped {frame:#x}"))
+    } else {
+        space.switch_to(&mut ASIDS.lock());
+        let written = *b"strait address space";
+        let mut read = [0u8; 20];
+        let result = Machine::copy_to_user(USER_VA, &written)
+            .and_then(|()| Machine::copy_from_user(&mut read, USER_VA));
+        Machine::activate_kernel_space();
+        match result {
+            Ok(()) if read == written => Ok(()),
+            Ok(()) => Err(format!("read back {read:?}")),
+            Err(e) => Err(format!("user copy failed: {e:?}")),
+        }
+    };
+    // The mapped frame is ours (the space only owns its tables): free it after teardown.
+    space.destroy(frames, |_| {});
+    let _ = frames.free(frame);
+    checked?;
+    if frames.free_frames() != before {
+        return Err(format!(
+            "{} frames leaked",
+            before as i64 - frames.free_frames() as i64
+        ));
+    }
+    Ok(())
 }

@@ -6,6 +6,8 @@
 //! kernel as they found it (every frame and heap byte returned), because later tests run after
 //! them in the same boot.
 
+mod mm;
+
 use crate::memory::{self, FRAMES};
 use crate::platform::Machine;
 use alloc::boxed::Box;
@@ -20,7 +22,7 @@ use kernel_core::memory_map::FRAME_SIZE;
 use kernel_core::selftest::KernelTest;
 
 /// Every in-kernel test, in the order `test=all` runs them.
-pub static ALL: [KernelTest<()>; 8] = [
+pub static ALL: &[KernelTest<()>] = &[
     KernelTest {
         name: "frames_alloc_free",
         ends_boot: false,
@@ -47,6 +49,41 @@ pub static ALL: [KernelTest<()>; 8] = [
         run: backtrace_walk,
     },
     KernelTest {
+        name: "mm_wx",
+        ends_boot: false,
+        run: mm::wx,
+    },
+    KernelTest {
+        name: "mm_two_spaces",
+        ends_boot: false,
+        run: mm::two_spaces,
+    },
+    KernelTest {
+        name: "mm_teardown_leak",
+        ends_boot: false,
+        run: mm::teardown_leak,
+    },
+    KernelTest {
+        name: "mm_error_paths",
+        ends_boot: false,
+        run: mm::error_paths,
+    },
+    KernelTest {
+        name: "mm_asid_rollover",
+        ends_boot: false,
+        run: mm::asid_rollover,
+    },
+    KernelTest {
+        name: "mm_guard_page",
+        ends_boot: true,
+        run: mm::guard_page,
+    },
+    KernelTest {
+        name: "mm_user_access",
+        ends_boot: true,
+        run: mm::direct_user_access,
+    },
+    KernelTest {
         name: "fault_unmapped",
         ends_boot: true,
         run: fault_unmapped,
@@ -63,7 +100,7 @@ pub static ALL: [KernelTest<()>; 8] = [
     },
 ];
 
-fn check(condition: bool, reason: impl FnOnce() -> String) -> Result<(), String> {
+pub(crate) fn check(condition: bool, reason: impl FnOnce() -> String) -> Result<(), String> {
     if condition { Ok(()) } else { Err(reason()) }
 }
 

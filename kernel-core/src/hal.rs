@@ -6,6 +6,7 @@
 //! only when both architectures can implement it with the same meaning.
 
 use crate::boot_info::BootInfo;
+use crate::paging::{AddressSpaceHal, FrameSource, MapError};
 
 /// How a test boot ends. The arch crate turns this into the emulator's exit status
 /// (isa-debug-exit on x86_64, semihosting `SYS_EXIT_EXTENDED` on AArch64).
@@ -57,6 +58,46 @@ pub enum UserAccessError {
     },
 }
 
+/// What the kernel address space came out as, for the `paging` stage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSpaceReport {
+    /// Bytes of physical memory the HHDM maps.
+    pub hhdm_bytes: u64,
+    /// Address-space tags the TLB offers (PCIDs, ASIDs); 1 means untagged.
+    pub tlb_tags: u32,
+    /// The kernel cannot execute user pages (SMEP, PXN).
+    pub user_execute_blocked: bool,
+    /// The kernel cannot touch user data outside the user-copy path (SMAP, PAN).
+    pub user_access_blocked: bool,
+}
+
+/// A kernel stack in the kernel half, with an unmapped guard page directly below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelStack {
+    /// Initial stack pointer (one past the highest byte).
+    pub top: u64,
+    /// Lowest mapped byte.
+    pub bottom: u64,
+    /// The unmapped guard page below `bottom`: touching it reports an overflow.
+    pub guard: u64,
+    /// Who runs on it (a thread ID), printed by the overflow report.
+    pub owner: u64,
+}
+
+/// What the timer setup measured, for the `timer` stage report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerReport {
+    /// Periodic tick rate (preemption interrupts per second).
+    pub tick_hz: u32,
+    /// Frequency of the monotonic clock behind `now_ns` (TSC, CNTVCT).
+    pub clock_hz: u64,
+    /// Frequency of the timer that raises the tick (LAPIC timer after its divider, CNTV).
+    pub event_hz: u64,
+}
+
+/// Owner ID of the boot CPU's stack in overflow reports.
+pub const BOOT_STACK_OWNER: u64 = u64::MAX;
+
 /// The services the portable kernel needs from one architecture during boot.
 ///
 /// Implemented by a zero-sized type in each arch crate. Methods are associated functions (no
@@ -64,6 +105,12 @@ pub enum UserAccessError {
 pub trait Platform {
     /// Short architecture name printed on the console (`x86_64`, `aarch64`).
     const NAME: &'static str;
+
+    /// A return instruction, as bytes, padded to four (for the W^X execute probes).
+    const RETURN_INSTRUCTION: [u8; 4];
+
+    /// The page-table hooks that user address spaces (`paging::AddressSpace`) run on.
+    type Spaces: AddressSpaceHal;
 
     /// Writes bytes to the boot console. Must be callable from any context, including trap
     /// handlers, and must never block on a lock another context can hold.
@@ -88,6 +135,28 @@ pub trait Platform {
     /// Copies `src` to user address `dst` in the current address space (see
     /// [`copy_from_user`](Self::copy_from_user)).
     fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), UserAccessError>;
+
+    /// Builds the kernel's own page tables from `info` (the HHDM over all RAM, the kernel image
+    /// least-privilege: text read+execute, rodata read-only, data and bss read+write and never
+    /// executable), switches to them and turns on user-access protection (SMEP/SMAP, PAN).
+    fn init_kernel_space(
+        info: &BootInfo,
+        frames: &mut impl FrameSource,
+    ) -> Result<KernelSpaceReport, &'static str>;
+
+    /// Switches this CPU back to the kernel-only address space (no user half mapped).
+    fn activate_kernel_space();
+
+    /// Maps a fresh kernel stack of the architecture's standard size with an unmapped guard
+    /// page below it.
+    fn new_kernel_stack(frames: &mut impl FrameSource, owner: u64)
+    -> Result<KernelStack, MapError>;
+
+    /// Unmaps `stack` and returns its frames. The caller guarantees nothing runs on it.
+    fn free_kernel_stack(stack: KernelStack, frames: &mut impl FrameSource);
+
+    /// Switches this CPU to `stack` and calls `entry` there; the old stack is abandoned.
+    fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> !;
 
     /// Provokes `fault`; the trap handler reports it and ends the boot, so this never returns.
     fn provoke(fault: DeliberateFault) -> !;

@@ -3,7 +3,7 @@
 //! Owns the rule "usable RAM, minus everything reserved, shrunk inward to whole frames, sorted,
 //! merged". It only computes ranges; it must never allocate from them or touch memory.
 
-use crate::boot_info::{MemoryRegion, PhysRange, RegionKind, ReservedRange};
+use crate::boot_info::{MAX_MEMORY_REGIONS, MemoryRegion, PhysRange, RegionKind, ReservedRange};
 use arrayvec::ArrayVec;
 
 /// Size of one physical frame (4 KiB on both architectures).
@@ -131,6 +131,36 @@ impl FreeRanges {
         }
         Some(taken)
     }
+}
+
+/// The RAM the kernel's direct map (HHDM) must cover: every usable or ACPI region, widened
+/// outward to whole frames, sorted and merged where they overlap or touch. Unlike
+/// [`FreeRanges`], reservations stay in (the kernel image, modules and the DTB are RAM the
+/// kernel reads), and MMIO holes stay out.
+pub fn ram_ranges(memory: &[MemoryRegion]) -> ArrayVec<PhysRange, MAX_MEMORY_REGIONS> {
+    let mut ranges: ArrayVec<PhysRange, MAX_MEMORY_REGIONS> = ArrayVec::new();
+    for region in memory {
+        let is_ram = matches!(
+            region.kind,
+            RegionKind::Usable | RegionKind::AcpiReclaimable | RegionKind::AcpiNvs
+        );
+        let start = align_down(region.range.start, FRAME_SIZE);
+        let end =
+            align_up(region.range.end, FRAME_SIZE).unwrap_or(align_down(u64::MAX, FRAME_SIZE));
+        if is_ram && start < end {
+            // Capacity equals the input's bound, so this never fails for a BootInfo map.
+            let _ = ranges.try_push(PhysRange { start, end });
+        }
+    }
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut merged: ArrayVec<PhysRange, MAX_MEMORY_REGIONS> = ArrayVec::new();
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    merged
 }
 
 /// `x` rounded up to `align` (a power of two), or `None` past the top of the address space.
@@ -709,5 +739,39 @@ mod tests {
         }
         // The generator must actually produce free memory on both sides of the limit.
         assert!(listed_total > 1000 && dropped_total > 0);
+    }
+
+    #[test]
+    fn ram_ranges_merge_ram_widen_to_frames_and_skip_holes() {
+        let region = |start, end, kind| MemoryRegion {
+            range: PhysRange { start, end },
+            kind,
+        };
+        let map = [
+            region(0x10_0000, 0x20_0800, RegionKind::Usable),
+            region(0x0, 0x9fc00, RegionKind::Usable),
+            region(0x9fc00, 0xa0000, RegionKind::Reserved),
+            region(0x20_0000, 0x30_0000, RegionKind::AcpiReclaimable),
+            region(0xfee0_0000, 0xfee0_1000, RegionKind::Reserved),
+            region(0x1_0000_0000, 0x1_4000_0000, RegionKind::Usable),
+        ];
+        let ranges = ram_ranges(&map);
+        assert_eq!(
+            ranges.as_slice(),
+            [
+                PhysRange {
+                    start: 0,
+                    end: 0xa0000
+                },
+                PhysRange {
+                    start: 0x10_0000,
+                    end: 0x30_0000
+                },
+                PhysRange {
+                    start: 0x1_0000_0000,
+                    end: 0x1_4000_0000
+                },
+            ]
+        );
     }
 }

@@ -38,6 +38,17 @@ pub fn write_trap(out: &mut dyn Write, report: &TrapReport<'_>) -> fmt::Result {
     writeln!(out, " ({})", report.detail)
 }
 
+/// Prints the `[trap]` line of a kernel stack overflow: `owner` is the thread ID that ran on the
+/// stack (`hal::BOOT_STACK_OWNER` for the boot CPU's stack), `addr` the guard-page address hit.
+pub fn write_stack_overflow(out: &mut dyn Write, owner: u64, pc: u64, addr: u64) -> fmt::Result {
+    if owner == crate::hal::BOOT_STACK_OWNER {
+        write!(out, "[trap] kernel stack overflow in thread boot")?;
+    } else {
+        write!(out, "[trap] kernel stack overflow in thread {owner}")?;
+    }
+    writeln!(out, " at pc={pc:#x} addr={addr:#x} (guard page hit)")
+}
+
 /// Prints one `[backtrace]` frame line.
 pub fn write_frame(out: &mut dyn Write, depth: usize, return_address: u64) -> fmt::Result {
     writeln!(out, "[backtrace] #{depth} {return_address:#x}")
@@ -83,5 +94,17 @@ mod tests {
         };
         write_trap(&mut out, &report).unwrap();
         assert_eq!(out, "[trap] undefined instruction at pc=0x10 (vector 6)\n");
+    }
+
+    #[test]
+    fn stack_overflow_names_the_thread() {
+        let mut out = String::new();
+        write_stack_overflow(&mut out, 12, 0x10, 0x2000).unwrap();
+        write_stack_overflow(&mut out, crate::hal::BOOT_STACK_OWNER, 0x10, 0x2000).unwrap();
+        assert_eq!(
+            out,
+            "[trap] kernel stack overflow in thread 12 at pc=0x10 addr=0x2000 (guard page hit)\n\
+             [trap] kernel stack overflow in thread boot at pc=0x10 addr=0x2000 (guard page hit)\n"
+        );
     }
 }

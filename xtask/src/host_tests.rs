@@ -1,36 +1,70 @@
-//! The host unit tests of the portable kernel, run as one item of `cargo xtask test`.
+//! The host test suites, each run as one item of `cargo xtask test`.
 //!
-//! Owns the command (`cargo test` in the workspace root, which tests the default members: every
-//! host-buildable crate) and what of its
-//! output is shown: nothing when it passes, all of it when it fails.
+//! Owns the commands (`cargo test` in the workspace root, which tests the default members: every
+//! host-buildable crate; then the loom models of kernel-core's thread table) and what of their
+//! output is shown: nothing when they pass, all of it when they fail.
 
 use crate::workspace;
 use std::process::Command;
 use std::time::Instant;
 
-/// The label of this item in the test output.
-pub const LABEL: &str = "host/unit-tests";
+/// One host suite: a label for the output and the cargo command that runs it.
+struct Suite {
+    label: &'static str,
+    args: &'static [&'static str],
+    /// Extra environment (the loom models need `--cfg loom` and their own target directory,
+    /// so they never force a rebuild of the ordinary host build).
+    env: &'static [(&'static str, &'static str)],
+}
 
-/// Runs the host tests; returns whether they passed and the text to print.
-pub fn run() -> (bool, String) {
-    eprintln!("running host tests: cargo test (kernel-core, arch/paging, xtask)");
+const SUITES: [Suite; 2] = [
+    Suite {
+        label: "host/unit-tests",
+        args: &["test"],
+        env: &[],
+    },
+    Suite {
+        label: "host/loom-models",
+        args: &[
+            "test",
+            "-p",
+            "strait-kernel-core",
+            "--release",
+            "--target-dir",
+            "target/loom",
+            "thread::",
+        ],
+        env: &[("RUSTFLAGS", "--cfg loom")],
+    },
+];
+
+/// Runs the host suites (unit tests, then the loom models of the lock-free thread table);
+/// returns one (passed, text to print) per suite.
+pub fn run() -> Vec<(bool, String)> {
+    SUITES.iter().map(run_suite).collect()
+}
+
+fn run_suite(suite: &Suite) -> (bool, String) {
+    let label = suite.label;
+    eprintln!("running {label}: cargo {}", suite.args.join(" "));
     let start = Instant::now();
     let output = Command::new(workspace::cargo())
         .current_dir(workspace::root())
-        .arg("test")
+        .args(suite.args)
+        .envs(suite.env.iter().copied())
         .output();
     let secs = start.elapsed().as_secs_f64();
     match output {
-        Err(e) => (false, format!("FAIL {LABEL}: cannot start cargo: {e}\n")),
+        Err(e) => (false, format!("FAIL {label}: cannot start cargo: {e}\n")),
         Ok(out) if out.status.success() => {
             let passed = unit_tests_passed(&String::from_utf8_lossy(&out.stdout));
-            (
-                true,
-                format!("PASS {LABEL}: {passed} unit tests ({secs:.1}s)\n"),
-            )
+            if passed == 0 {
+                return (false, format!("FAIL {label}: cargo ran no test\n"));
+            }
+            (true, format!("PASS {label}: {passed} tests ({secs:.1}s)\n"))
         }
         Ok(out) => {
-            let mut text = format!("FAIL {LABEL}: cargo test failed ({})\n", out.status);
+            let mut text = format!("FAIL {label}: cargo test failed ({})\n", out.status);
             for stream in [&out.stdout, &out.stderr] {
                 let s = String::from_utf8_lossy(stream);
                 for line in s.lines() {

@@ -7,6 +7,7 @@
 //! - `test`: [`runner`] runs the host tests and boots every scenario of `tests/scenarios/`,
 //!   judged by [`verdict`] from the [`console`] protocol, hints from [`stages`].
 //! - `symbolize`: [`symbolize`] annotates the addresses of a serial log.
+//! - `trace`: [`trace`] decodes the `[trace]` dumps of a serial log.
 //! - `lint`: [`lint`] runs clippy on the host crates and on each kernel target.
 //!
 //! [`install`] makes sure QEMU is there; [`workspace`] knows every path; [`arch`] every
@@ -23,6 +24,7 @@ mod runner;
 mod scenario;
 mod stages;
 mod symbolize;
+mod trace;
 mod verdict;
 mod workspace;
 
@@ -147,6 +149,18 @@ enum Command {
         #[arg(long)]
         elf: Option<PathBuf>,
     },
+    /// Decode the [trace] dumps of a serial log into readable events, in time order, with lock
+    /// call sites named.
+    Trace {
+        /// The serial log.
+        logfile: PathBuf,
+        /// Use target/images/<arch>/kernel.elf (default: guessed from the lock addresses).
+        #[arg(long, value_enum, conflicts_with = "elf")]
+        arch: Option<ArchArg>,
+        /// The kernel ELF to take symbols from.
+        #[arg(long)]
+        elf: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -214,6 +228,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Symbolize { logfile, arch, elf } => {
             symbolize_log(&logfile, arch.map(Into::into), elf)
         }
+        Command::Trace { logfile, arch, elf } => trace::run(&logfile, arch.map(Into::into), elf),
     }
 }
 

@@ -86,8 +86,9 @@ pub fn run(opts: &Options) -> Result<bool> {
 
     let mut tally = Tally::default();
     if opts.host_tests {
-        let (passed, text) = host_tests::run();
-        tally.add(passed, &text);
+        for (passed, text) in host_tests::run() {
+            tally.add(passed, &text);
+        }
     }
 
     let mut jobs = Vec::new();

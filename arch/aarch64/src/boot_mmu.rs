@@ -1,6 +1,6 @@
 //! The boot page tables and the switch that turns the MMU on.
 //!
-//! Owns the first translation setup, in `.bss`: physical `0..HHDM_SIZE` mapped with 1 GiB
+//! Owns the first translation setup, in `.bss`: physical `0..BOOT_HHDM_SIZE` mapped with 1 GiB
 //! blocks, the first GiB (the `virt` MMIO window) Device-nGnRnE and the rest Normal write-back
 //! inner-shareable memory; except that the GiB holding the kernel is split into 2 MiB blocks,
 //! and the 4 MiB from the kernel's load address into 4 KiB pages, so that the guard page under
@@ -8,25 +8,34 @@
 //! level-0 table: TTBR1 sees it as the HHDM at `HHDM_BASE` (level-0 slot 0 of the upper half),
 //! TTBR0 as an identity map, which the entry code needs only for the few instructions between
 //! `SCTLR_EL1.M = 1` and the branch to the higher half; `entry.rs` then stops TTBR0 walks. The
-//! kernel image is mapped RWX through the HHDM for now (least privilege comes with the real
-//! page-table code).
+//! kernel image is mapped RWX through the HHDM: these tables live only until
+//! `kernel_space::init` switches to the kernel's own, least-privilege tables, which use the same
+//! MAIR attribute indices (both come from `arch_paging`), the same TCR and the same virtual
+//! addresses.
 //!
 //! This module runs with the MMU and caches off, from the physical load address: its assembly
 //! may use only PC-relative addressing and must never touch the stack.
 
-use crate::layout::HHDM_SIZE;
+use crate::layout::BOOT_HHDM_SIZE;
 use aarch64_cpu::registers::{MAIR_EL1, SCTLR_EL1, TCR_EL1};
+use arch_paging::{MAIR_DEVICE_INDEX, MAIR_NORMAL_INDEX, MAIR_VALUE};
 use core::arch::global_asm;
 
-/// MAIR_EL1 index of Device-nGnRnE memory (MMIO).
-const ATTR_DEVICE: u64 = 0;
+/// MAIR_EL1 index of Device-nGnRnE memory (MMIO): the one the final tables use.
+const ATTR_DEVICE: u64 = MAIR_DEVICE_INDEX;
 /// MAIR_EL1 index of Normal write-back, read/write-allocate memory (RAM).
-const ATTR_NORMAL: u64 = 1;
+const ATTR_NORMAL: u64 = MAIR_NORMAL_INDEX;
 
-/// Memory attributes: index 0 device, index 1 normal cacheable.
-const MAIR: u64 = MAIR_EL1::Attr0_Device::nonGathering_nonReordering_noEarlyWriteAck.value
-    | MAIR_EL1::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc.value
-    | MAIR_EL1::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc.value;
+/// Memory attributes: the value the final tables' descriptors are encoded for.
+const MAIR: u64 = MAIR_VALUE;
+// Cross-check against an independent definition: index 0 device, index 1 normal cacheable.
+const _: () = assert!(
+    MAIR == MAIR_EL1::Attr0_Device::nonGathering_nonReordering_noEarlyWriteAck.value
+        | MAIR_EL1::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc.value
+        | MAIR_EL1::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc.value
+        && ATTR_DEVICE == 0
+        && ATTR_NORMAL == 1
+);
 
 // Stage-1 descriptor bits (VMSAv8-64, 4 KiB granule).
 const DESC_BLOCK: u64 = 0b01;
@@ -52,11 +61,12 @@ const NORMAL_BLOCK: u64 = DESC_BLOCK
 const NORMAL_PAGE: u64 = NORMAL_BLOCK | DESC_TABLE;
 
 /// Number of 1 GiB blocks in the HHDM (level-1 entries used).
-const HHDM_BLOCKS: u64 = HHDM_SIZE >> 30;
+const HHDM_BLOCKS: u64 = BOOT_HHDM_SIZE >> 30;
 const _: () = assert!(HHDM_BLOCKS >= 2 && HHDM_BLOCKS <= 512);
 
 /// TCR_EL1 without IPS (filled in at boot from ID_AA64MMFR0_EL1.PARange): 48-bit VAs in both
-/// halves, 4 KiB granules, table walks cacheable and inner-shareable, 8-bit ASIDs.
+/// halves, 4 KiB granules, table walks cacheable and inner-shareable, ASIDs from TTBR0 (A1 = 0),
+/// 8-bit ASIDs (`kernel_space` sets AS for 16 bits when the CPU has them).
 const TCR: u64 = TCR_EL1::T0SZ.val(16).value
     | TCR_EL1::TG0::KiB_4.value
     | TCR_EL1::SH0::Inner.value

@@ -10,7 +10,7 @@
 //! falls back to QEMU `virt`'s PL011. This module must never touch devices.
 
 use crate::dtb_copy;
-use crate::layout::{self, HHDM_SIZE};
+use crate::layout::{self, BOOT_HHDM_SIZE, HHDM_PHYS_LIMIT};
 use crate::serial;
 use fdt::Fdt;
 use fdt::node::FdtNode;
@@ -38,6 +38,8 @@ pub fn parse(dtb_phys: u64) -> BootInfo {
         layout::HHDM_BASE,
         layout::kernel_image_phys(),
     );
+    // Only the boot tables' HHDM is live until `init_kernel_space`.
+    info.hhdm_limit = BOOT_HHDM_SIZE;
     info.reserve(info.kernel_image, ReservedKind::KernelImage);
     if dtb_phys == 0 {
         info.warn("no device tree (x0 = 0); only the console is known");
@@ -88,7 +90,9 @@ fn describe(info: &mut BootInfo, fdt: &Fdt<'static>) {
     cpus(info, root);
 }
 
-/// Every enabled `device_type = "memory"` node's `reg` entries, clipped to the boot mapping.
+/// Every enabled `device_type = "memory"` node's `reg` entries, clipped to what the HHDM can
+/// hold. RAM above the boot mapping is listed too: `hhdm_limit` keeps it out of the frame
+/// allocator until the kernel's own tables (which map all of RAM) are live.
 fn memory(info: &mut BootInfo, fdt: &Fdt<'static>) {
     let mut found = false;
     for node in fdt.all_nodes() {
@@ -101,12 +105,12 @@ fn memory(info: &mut BootInfo, fdt: &Fdt<'static>) {
                 info.warn("memory node has a malformed reg entry; ignored");
                 continue;
             };
-            if range.end > HHDM_SIZE {
-                info.warn("RAM above the 8 GiB boot mapping is left out");
+            if range.end > HHDM_PHYS_LIMIT {
+                info.warn("RAM above the 128 TiB the HHDM can hold is left out");
             }
             let clipped = PhysRange {
-                start: range.start.min(HHDM_SIZE),
-                end: range.end.min(HHDM_SIZE),
+                start: range.start.min(HHDM_PHYS_LIMIT),
+                end: range.end.min(HHDM_PHYS_LIMIT),
             };
             if !clipped.is_empty() {
                 info.add_memory(clipped, RegionKind::Usable);

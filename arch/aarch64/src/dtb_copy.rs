@@ -9,7 +9,7 @@
 //! that fails a check is rejected whole with a reason. This module must never interpret
 //! properties beyond what `fdt` needs to be safe.
 
-use crate::layout::{DEVICE_WINDOW_END, HHDM_SIZE, phys_to_virt};
+use crate::layout::{BOOT_HHDM_SIZE, DEVICE_WINDOW_END, phys_to_virt};
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::boot_info::PhysRange;
@@ -87,7 +87,7 @@ pub fn copy(dtb_phys: u64) -> Result<Blob, &'static str> {
     if !dtb_phys.is_multiple_of(8) {
         return Err("device tree is not 8-byte aligned; ignored");
     }
-    if dtb_phys < DEVICE_WINDOW_END || dtb_phys > HHDM_SIZE - HEADER_SIZE as u64 {
+    if dtb_phys < DEVICE_WINDOW_END || dtb_phys > BOOT_HHDM_SIZE - HEADER_SIZE as u64 {
         return Err("device tree is not in RAM the boot mapping covers; ignored");
     }
     // SAFETY: the 40 header bytes lie inside the Normal-memory part of the HHDM (checked just
@@ -98,7 +98,7 @@ pub fn copy(dtb_phys: u64) -> Result<Blob, &'static str> {
         return Err("device tree has no FDT magic; ignored");
     }
     let total = u64::from(be32(header, 4).unwrap_or(0));
-    if total < HEADER_SIZE as u64 || total > MAX_TOTAL_SIZE || dtb_phys + total > HHDM_SIZE {
+    if total < HEADER_SIZE as u64 || total > MAX_TOTAL_SIZE || dtb_phys + total > BOOT_HHDM_SIZE {
         return Err("device tree size is implausible; ignored");
     }
     let original = PhysRange {

@@ -4,9 +4,8 @@
 //! `deliberate_unmapped_read` and `deliberate_undefined_instruction`. They must stay separate,
 //! never-inlined functions, and must never be called except through `Platform::provoke`.
 
-/// A kernel-half address no page table maps: TTBR1 level-0 slot 256 is empty (the HHDM uses
-/// slot 0 only).
-const UNMAPPED: u64 = 0xffff_8000_dead_b000;
+/// A kernel-half address no page table maps (see `layout.rs`).
+const UNMAPPED: u64 = crate::layout::NEVER_MAPPED;
 
 /// Reads from an unmapped kernel address: a translation-fault data abort.
 #[inline(never)]

@@ -1,10 +1,20 @@
 //! The AArch64 virtual memory layout, defined once.
 //!
-//! Owns the HHDM base and the extent of the boot mapping; every other module derives addresses
-//! from these constants. The linker script (`boot/linker/aarch64.ld`) repeats the HHDM base
-//! because a linker script cannot import Rust; `entry.rs` checks at boot, before the MMU is on,
-//! that the image really runs at `HHDM_BASE + load address`, so the two can never silently
-//! disagree. Nothing else may hard-code these values.
+//! Owns every fixed kernel virtual address: the HHDM and its extent, what the boot tables map,
+//! and the region of guarded kernel stacks. Every other module derives addresses from these
+//! constants. The linker script (`boot/linker/aarch64.ld`) repeats the HHDM base because a
+//! linker script cannot import Rust; `entry.rs` checks at boot, before the MMU is on, that the
+//! image really runs at `HHDM_BASE + load address`, so the two can never silently disagree.
+//! Nothing else may hard-code these values.
+//!
+//! The kernel half (TTBR1, `0xffff_0000_0000_0000..`), by level-0 slot (512 GiB each):
+//!
+//! ```text
+//! slots   0..256   HHDM: physical 0..128 TiB at HHDM_BASE + pa (only RAM and the MMIO the
+//!                  kernel uses are mapped); the kernel image lies inside it, at its load address
+//! slot  256        never mapped (the deliberate-fault address lives here)
+//! slot  508        kernel stacks: 4096 slots of 64 KiB, each a guard page and 60 KiB of stack
+//! ```
 
 /// Virtual address of physical address 0: the kernel reaches all of physical memory at
 /// `HHDM_BASE + pa`, and the kernel image is linked at `HHDM_BASE + its load address`. It is the
@@ -12,21 +22,50 @@
 /// half is kernel space.
 pub const HHDM_BASE: u64 = 0xffff_0000_0000_0000;
 
-/// How much physical address space the boot tables map: 8 GiB of 1 GiB blocks.
-pub const HHDM_SIZE: u64 = 8 << 30;
+/// Physical addresses the HHDM can hold (level-0 slots 0..256). RAM above it is left out of the
+/// memory map with a warning.
+pub const HHDM_PHYS_LIMIT: u64 = 1 << 47;
 
-/// Physical addresses below this are the QEMU `virt` MMIO window (flash, GIC, UART, RTC, virtio)
-/// and are mapped Device-nGnRnE; the rest of [`HHDM_SIZE`] is mapped Normal write-back memory.
-/// A device register must lie below it, RAM the kernel reads through the HHDM above it.
+/// How much physical address space the *boot* tables map: 8 GiB of 1 GiB blocks. The device
+/// tree, the frame bitmap and the first page tables must lie below it; RAM above it is withheld
+/// from the frame allocator until the kernel's own tables map all of RAM (`BootInfo::hhdm_limit`).
+pub const BOOT_HHDM_SIZE: u64 = 8 << 30;
+
+/// Physical addresses below this are the QEMU `virt` MMIO window (flash, GIC, UART, RTC, virtio),
+/// which the boot tables map Device-nGnRnE; the rest of [`BOOT_HHDM_SIZE`] they map Normal
+/// write-back memory. A device register the kernel uses before its own tables are live must lie
+/// below it, RAM the kernel reads through the boot HHDM above it.
 pub const DEVICE_WINDOW_END: u64 = 1 << 30;
 
-/// The HHDM virtual address of physical address `pa`. Only meaningful for `pa < HHDM_SIZE`.
+/// Start of the kernel-stack region (level-0 slot 508): mapped with 4 KiB pages only, never with
+/// blocks, so that mapping and unmapping a stack never splits a live block.
+pub const KERNEL_STACKS_BASE: u64 = 0xffff_fe00_0000_0000;
+
+/// Pages per kernel-stack slot: the unmapped guard page and 15 pages (60 KiB) of stack.
+pub const KERNEL_STACK_SLOT_PAGES: u64 = 16;
+
+/// A kernel-half address that nothing ever maps (level-0 slot 256), for the deliberate fault.
+pub const NEVER_MAPPED: u64 = 0xffff_8000_dead_b000;
+
+const _: () = assert!(HHDM_BASE + HHDM_PHYS_LIMIT <= NEVER_MAPPED);
+const _: () = assert!(NEVER_MAPPED < KERNEL_STACKS_BASE);
+// The stack region fits in its level-0 slot.
+const _: () = assert!(
+    KERNEL_STACKS_BASE.is_multiple_of(512 << 30)
+        && kernel_core::stack_region::MAX_SLOTS as u64 * KERNEL_STACK_SLOT_PAGES * 4096
+            <= 512 << 30
+);
+
+/// The HHDM virtual address of physical address `pa`. Before `init_kernel_space` only meaningful
+/// for `pa < BOOT_HHDM_SIZE`, afterwards for RAM and the mapped MMIO.
 pub const fn phys_to_virt(pa: u64) -> u64 {
     HHDM_BASE + pa
 }
 
 unsafe extern "C" {
     static __kernel_start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
     static __kernel_end: u8;
 }
 
@@ -37,6 +76,32 @@ pub fn kernel_image_virt() -> (u64, u64) {
     let start = &raw const __kernel_start as u64;
     let end = &raw const __kernel_end as u64;
     (start, end)
+}
+
+/// The kernel image's three permission zones, page aligned by the linker script:
+/// `[start, text_end)` text (read+execute), `[text_end, rodata_end)` read-only data (with the
+/// exception table), `[rodata_end, end)` data and bss (read+write).
+#[derive(Debug, Clone, Copy)]
+pub struct ImageSections {
+    /// First byte of the image (and of its text).
+    pub start: u64,
+    /// End of text, start of read-only data.
+    pub text_end: u64,
+    /// End of read-only data, start of data and bss.
+    pub rodata_end: u64,
+    /// End of the image.
+    pub end: u64,
+}
+
+/// The kernel image's section boundaries (virtual addresses).
+pub fn image_sections() -> ImageSections {
+    let (start, end) = kernel_image_virt();
+    ImageSections {
+        start,
+        text_end: &raw const __text_end as u64,
+        rodata_end: &raw const __rodata_end as u64,
+        end,
+    }
 }
 
 /// Physical bounds of the kernel image (the same range, seen through the HHDM).

@@ -1,5 +1,6 @@
 //! Strait's AArch64 support: Linux `Image` boot, EL2 -> EL1, the boot MMU, device tree, PL011,
-//! exception vectors, semihosting exit.
+//! exception vectors, the kernel's page tables, user address spaces (TTBR0 + ASID), guarded
+//! kernel stacks, semihosting exit.
 //!
 //! Owns everything that is specific to AArch64 and implements `kernel_core::hal::Platform` for
 //! it as [`Machine`]. The kernel binary (`boot`) names this crate once and otherwise talks to it
@@ -9,8 +10,11 @@
 //! Boot path, in order: `entry` (Image header, EL2 -> EL1, `.bss`), `boot_mmu` (tables, MMU on),
 //! `entry` again (higher half, `stacks`, `traps` vectors), `dtb` (via `dtb_copy`) and `serial`,
 //! then the kernel's `main`. Afterwards: `traps` (with `extable` for the recoverable accesses of
-//! `probe` and `user_copy`), `faults` for the deliberate ones, `exit`. `layout` holds the
-//! addresses all of them derive from.
+//! `probe` and `user_copy`), `kernel_space` (the kernel's own TTBR1 tables, built with
+//! kernel-core's `Mapper`), `spaces` (the hooks of kernel-core's user `AddressSpace`), `kstack`
+//! (stacks with guard pages), `mmu` (the system registers and TLB maintenance behind all three),
+//! `faults` for the deliberate faults, `exit`. `layout` holds the addresses all of them derive
+//! from.
 #![no_std]
 
 mod boot_mmu;
@@ -20,17 +24,28 @@ mod entry;
 mod exit;
 mod extable;
 mod faults;
+mod kernel_space;
+mod kstack;
 mod layout;
+mod mmu;
 mod probe;
 mod serial;
+mod spaces;
 mod stacks;
 mod traps;
 mod user_copy;
 
+pub use spaces::{HhdmTables, Spaces};
+
 use kernel_core::boot_info::BootInfo;
 use kernel_core::hal::{
-    Access, DeliberateFault, ExitStatus, Platform, ProbeFault, UserAccessError,
+    Access, DeliberateFault, ExitStatus, KernelSpaceReport, KernelStack, Platform, ProbeFault,
+    UserAccessError,
 };
+use kernel_core::paging::{FrameSource, MapError};
+
+/// `ret` (0xd65f03c0), little-endian.
+const RET: u32 = 0xd65f_03c0;
 
 /// The AArch64 machine (QEMU `virt`), as the portable kernel sees it.
 #[derive(Debug)]
@@ -38,6 +53,10 @@ pub struct Machine;
 
 impl Platform for Machine {
     const NAME: &'static str = "aarch64";
+
+    const RETURN_INSTRUCTION: [u8; 4] = RET.to_le_bytes();
+
+    type Spaces = Spaces;
 
     fn console_write(bytes: &[u8]) {
         serial::write(bytes);
@@ -61,6 +80,32 @@ impl Platform for Machine {
 
     fn copy_to_user(dst: u64, src: &[u8]) -> Result<(), UserAccessError> {
         user_copy::copy_to_user(dst, src)
+    }
+
+    fn init_kernel_space(
+        info: &BootInfo,
+        frames: &mut impl FrameSource,
+    ) -> Result<KernelSpaceReport, &'static str> {
+        kernel_space::init(info, frames)
+    }
+
+    fn activate_kernel_space() {
+        kernel_space::activate_kernel_space();
+    }
+
+    fn new_kernel_stack(
+        frames: &mut impl FrameSource,
+        owner: u64,
+    ) -> Result<KernelStack, MapError> {
+        kstack::new_kernel_stack(frames, owner)
+    }
+
+    fn free_kernel_stack(stack: KernelStack, frames: &mut impl FrameSource) {
+        kstack::free_kernel_stack(stack, frames);
+    }
+
+    fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
+        kstack::run_on_stack(stack, entry)
     }
 
     fn provoke(fault: DeliberateFault) -> ! {
@@ -93,20 +138,23 @@ impl Platform for Machine {
     }
 }
 
-/// A word of the kernel image for the backtrace walker: `None` unless `addr` is 8-byte aligned,
-/// the whole word lies inside `[__kernel_start, __kernel_end)`, which holds the boot and
-/// exception stacks, and it is not in a stack's unmapped guard page.
+/// A word for the backtrace walker: `None` unless `addr` is 8-byte aligned and the whole word
+/// lies either inside `[__kernel_start, __kernel_end)` (which holds the boot and exception
+/// stacks) but not in one of their guard pages, or in the mapped pages of a live `kstack` stack.
 fn read_stack_word(addr: u64) -> Option<u64> {
+    if !addr.is_multiple_of(8) {
+        return None;
+    }
     let (start, end) = layout::kernel_image_virt();
-    if !addr.is_multiple_of(8) || addr < start || addr.checked_add(8)? > end {
+    let in_image =
+        addr >= start && addr.checked_add(8)? <= end && stacks::guard_page_of(addr).is_none();
+    if !in_image && !kstack::holds_stack_word(addr) {
         return None;
     }
-    if stacks::guard_page_of(addr).is_some() {
-        return None;
-    }
-    // SAFETY: the word is aligned, lies inside the kernel image (text, data, bss and the boot
-    // and exception stacks), which the boot tables map readable for the kernel's life, and is
-    // not in one of the two unmapped guard pages (checked just above).
+    // SAFETY: the word is aligned and lies either in the kernel image outside the two unmapped
+    // guard pages (the boot and the kernel's own tables map all of it readable for the kernel's
+    // life), or in a kernel stack that `kstack` marks mapped (it clears the mark before it
+    // unmaps the stack, and this CPU is the only one).
     Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
 }
 

@@ -87,8 +87,9 @@ pub fn usable_base(base: u64) -> bool {
 
 fn registers(virt: u64) -> &'static Pl011 {
     // SAFETY: `virt` is only ever a value stored by `init`, the HHDM address of a PL011 register
-    // block inside the device window, which the boot tables map Device-nGnRnE for the kernel's
-    // whole life; the block is only accessed through volatile register reads and writes.
+    // block inside the device window, which the boot tables map Device-nGnRnE and the kernel's
+    // own tables (`kernel_space` maps the console's page) after them, at the same address, for
+    // the kernel's whole life; the block is only accessed through volatile register accesses.
     unsafe { &*(virt as *const Pl011) }
 }
 
@@ -122,6 +123,17 @@ fn put(uart: &Pl011, byte: u8) {
         core::hint::spin_loop();
     }
     uart.dr.set(u32::from(byte));
+}
+
+/// The console as a `core::fmt::Write` sink (for formatted reports; takes no lock).
+#[derive(Debug, Clone, Copy)]
+pub struct Writer;
+
+impl core::fmt::Write for Writer {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        write(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Writes `bytes`, turning `\n` into `\r\n`. Drops them when no UART is set up yet.

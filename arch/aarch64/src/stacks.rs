@@ -4,7 +4,8 @@
 //! boot tables leave unmapped (`boot_mmu` skips the `*_guard` symbols), so running off the
 //! bottom of either faults at once instead of silently overwriting whatever `.bss` holds below.
 //! The boot stack carries the kernel's `main`; the exception stack carries trap handling (see
-//! `traps.rs`). This module must never hand out a stack to anything else: threads get their own.
+//! `traps.rs`). The kernel's own tables (`kernel_space`) leave the guard pages unmapped as well.
+//! This module must never hand out a stack to anything else: threads get their own (`kstack`).
 
 use core::arch::global_asm;
 
@@ -47,13 +48,32 @@ unsafe extern "C" {
     static strait_exception_stack_guard: u8;
 }
 
+/// One of the two boot-time stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootStack {
+    /// The boot CPU's stack (the kernel's `main`).
+    Boot,
+    /// The trap handler's stack.
+    Exception,
+}
+
+impl BootStack {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            BootStack::Boot => "boot stack",
+            BootStack::Exception => "exception stack",
+        }
+    }
+}
+
 /// Which stack's guard page holds `addr`, if any.
-pub fn guard_page_of(addr: u64) -> Option<&'static str> {
+pub fn guard_page_of(addr: u64) -> Option<BootStack> {
     let guards = [
-        (&raw const strait_boot_stack_guard as u64, "boot stack"),
+        (&raw const strait_boot_stack_guard as u64, BootStack::Boot),
         (
             &raw const strait_exception_stack_guard as u64,
-            "exception stack",
+            BootStack::Exception,
         ),
     ];
     guards

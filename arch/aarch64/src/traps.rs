@@ -1,30 +1,32 @@
 //! Exception vectors and the trap handler.
 //!
 //! Owns VBAR_EL1's table, the trap frame, the switch to the exception stack (`stacks.rs`) and
-//! what happens on every exception: a `brk` from the kernel is skipped and returns (the `init_traps` self-test); a
-//! fault of an instruction listed in the exception table resumes at its fixup (`extable.rs`);
-//! everything else is reported in the `kernel_core::trap_report` format with a backtrace, and the
-//! boot ends with `ExitStatus::Crashed`. It must never try to recover from a fault it does not
-//! understand.
+//! what happens on every exception: a `brk` from the kernel is skipped and returns (the
+//! `init_traps` self-test); a fault of an instruction listed in the exception table resumes at
+//! its fixup (`extable.rs`); everything else is reported in the `kernel_core::trap_report` format
+//! with a backtrace, and the boot ends with `ExitStatus::Crashed`. A kernel data abort on the
+//! guard page of a kernel stack (a `kstack` slot, or the boot stack) is reported as that stack's
+//! overflow, naming its owner. It must never try to recover from a fault it does not understand.
 //!
 //! Stacks: the kernel runs at EL1h on SP_EL1, and keeps SP_EL0 pointing at the top of a
 //! dedicated exception stack (EL0's stack pointer, once user mode exists, is saved in the trap
 //! frame on entry and reloaded on return). A kernel exception switches to it with
-//! `msr spsel, #0` before touching memory, so a fault on a bad or overflowed kernel stack is
-//! still reported. The handler then runs at EL1t, which makes a fault *inside* the handler land
-//! in the "current EL with SP0" vectors: those print one line without using any stack and end
-//! the boot, so a broken report can never recurse. (When interrupts arrive from the kernel and
+//! `msr spsel, #0` before touching memory, so a fault on a bad or overflowed kernel stack (the
+//! boot stack or any `kstack` stack) is still reported. The handler then runs at EL1t, which
+//! makes a fault *inside* the handler land in the "current EL with SP0" vectors: those print one
+//! line without using any stack and end the boot, so a broken report can never recurse. (When interrupts arrive from the kernel and
 //! may switch threads, this stack choice has to be revisited: the frame then has to live on the
 //! interrupted thread's stack.)
 
 use crate::serial::{self, UART_VIRT};
-use crate::{exit, extable, stacks};
+use crate::stacks::{self, BootStack};
+use crate::{exit, extable, kstack};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{VBAR_EL1, Writeable};
 use core::arch::{asm, global_asm};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use kernel_core::hal::ExitStatus;
+use kernel_core::hal::{BOOT_STACK_OWNER, ExitStatus};
 use kernel_core::{backtrace, trap_report};
 
 /// Everything the vector code saves; `repr(C)` because the assembly fills it by offset.
@@ -443,12 +445,21 @@ fn fatal(frame: &TrapFrame, slot: u64) -> ! {
             far_valid,
         },
     };
-    let _ = trap_report::write_trap(&mut out, &report);
-    if let Some(stack) = report.fault_address.and_then(stacks::guard_page_of) {
-        let _ = writeln!(
-            out,
-            "[trap] the address is the {stack}'s guard page: stack overflow"
-        );
+    let overflow = (ec == EC_DATA_ABORT)
+        .then_some(report.fault_address)
+        .flatten()
+        .and_then(overflowed_stack_owner);
+    if let Some(owner) = overflow {
+        let _ = trap_report::write_stack_overflow(&mut out, owner, frame.elr, frame.far);
+    } else {
+        let _ = trap_report::write_trap(&mut out, &report);
+        if let Some(stack) = report.fault_address.and_then(stacks::guard_page_of) {
+            let _ = writeln!(
+                out,
+                "[trap] the address is the {}'s guard page: stack overflow",
+                stack.name()
+            );
+        }
     }
     backtrace::walk(
         frame.x[29],
@@ -459,6 +470,15 @@ fn fatal(frame: &TrapFrame, slot: u64) -> ! {
     );
     let _ = trap_report::write_backtrace_end(&mut out);
     exit::exit(ExitStatus::Crashed)
+}
+
+/// Who ran on the kernel stack whose guard page holds `addr`: the owner of a claimed `kstack`
+/// slot, or the boot CPU for the boot stack. (The exception stack's guard is hit only while a
+/// trap is handled, which the nested-fault path reports.)
+fn overflowed_stack_owner(addr: u64) -> Option<u64> {
+    kstack::guard_owner(addr).or_else(|| {
+        (stacks::guard_page_of(addr) == Some(BootStack::Boot)).then_some(BOOT_STACK_OWNER)
+    })
 }
 
 /// A small fixed buffer for the `exception class 0x..` kind (no allocation in a trap).

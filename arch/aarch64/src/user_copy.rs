@@ -5,10 +5,11 @@
 //! *unprivileged* `ldtrb`/`sttrb`, which the MMU checks with EL0's permissions: the kernel can
 //! only read or write what the user could, whatever PSTATE.PAN says. Those two instructions are
 //! listed in the exception table, so an unmapped or forbidden user page ends the copy with an
-//! error at the first byte that failed instead of a kernel fault. (Until user address spaces
-//! exist, TTBR0 walks are off and every user address faults.) `ldtrb`/`sttrb` are unprivileged
-//! only while PSTATE.UAO is 0: the kernel must never set UAO. Nothing else in the kernel may
-//! dereference a user address.
+//! error at the first byte that failed instead of a kernel fault. (Without an active user
+//! address space every user address faults: TTBR0 walks are off during boot, and TTBR0 holds an
+//! empty root afterwards.) `ldtrb`/`sttrb` are unprivileged only while PSTATE.UAO is 0: the
+//! kernel must never set UAO. Nothing else in the kernel may dereference a user address: with
+//! PAN (`kernel_space` turns it on when the CPU has it) any other access to a user page faults.
 
 use core::arch::global_asm;
 use kernel_core::hal::UserAccessError;

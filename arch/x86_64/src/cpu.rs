@@ -10,7 +10,6 @@ use spin::Once;
 use x86_64::registers::control::{Cr4, Cr4Flags};
 
 /// The optional features the kernel uses.
-#[allow(dead_code)] // Read by the kernel page tables (address-space work in progress).
 #[derive(Debug, Clone, Copy)]
 pub struct Features {
     /// Execute-disable bit in page tables (required).
@@ -56,7 +55,6 @@ pub fn features() -> Features {
 
 /// Turns on SMEP and SMAP where the CPU has them, so the kernel can neither execute user pages
 /// nor touch user data outside the audited copy routines. Returns what was enabled.
-#[allow(dead_code)] // Called once the kernel page tables exist.
 pub fn enable_user_access_protection() -> (bool, bool) {
     let features = features();
     let mut flags = Cr4::read();

@@ -5,6 +5,7 @@
 //! switches to for double faults (IST1), so that a fault on a broken stack still gets reported.
 //! It must be loaded exactly once per CPU, before the IDT.
 
+use core::cell::UnsafeCell;
 use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::segmentation::{CS, DS, ES, SS, Segment};
@@ -17,10 +18,14 @@ pub const DOUBLE_FAULT_IST_INDEX: u16 = 0;
 const DOUBLE_FAULT_STACK_SIZE: usize = 16 * 1024;
 
 #[repr(C, align(16))]
-struct Stack([u8; DOUBLE_FAULT_STACK_SIZE]);
+struct Stack(UnsafeCell<[u8; DOUBLE_FAULT_STACK_SIZE]>);
 
-/// Only its address is used (the CPU writes to it on a double fault), so it is never borrowed.
-static DOUBLE_FAULT_STACK: Stack = Stack([0; DOUBLE_FAULT_STACK_SIZE]);
+// SAFETY: Rust code never reads or writes the stack; only its address is taken, and the CPU
+// alone writes to it when it delivers a double fault.
+unsafe impl Sync for Stack {}
+
+/// Interior-mutable so that it lands in writable `.bss`: the CPU pushes onto it.
+static DOUBLE_FAULT_STACK: Stack = Stack(UnsafeCell::new([0; DOUBLE_FAULT_STACK_SIZE]));
 
 struct Selectors {
     code: SegmentSelector,
@@ -35,7 +40,7 @@ static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
-        let stack_start = VirtAddr::from_ptr(&raw const DOUBLE_FAULT_STACK);
+        let stack_start = VirtAddr::from_ptr(DOUBLE_FAULT_STACK.0.get());
         tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] =
             stack_start + DOUBLE_FAULT_STACK_SIZE as u64;
         tss

@@ -12,6 +12,10 @@ pub const HHDM_OFFSET: u64 = 0xffff_8000_0000_0000;
 /// How much physical memory the boot page tables direct-map (4 GiB of 2 MiB pages).
 pub const BOOT_HHDM_LIMIT: u64 = 4 << 30;
 
+/// End of the real-mode area and BIOS data (first MiB): kept out of the frame allocator and
+/// always direct-mapped.
+pub const LOW_MEMORY_END: u64 = 0x10_0000;
+
 /// The kernel image is linked at `KERNEL_OFFSET + physical address` (top 2 GiB, PML4 slot 511,
 /// as `code-model=kernel` requires).
 pub const KERNEL_OFFSET: u64 = 0xffff_ffff_8000_0000;

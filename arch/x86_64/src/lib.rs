@@ -13,16 +13,20 @@ mod exit;
 mod faults;
 mod gdt;
 mod layout;
+mod paging;
 mod pvh;
 mod recovery;
 mod serial;
+mod stacks;
 mod traps;
 mod user_copy;
 
 use kernel_core::boot_info::BootInfo;
 use kernel_core::hal::{
-    Access, DeliberateFault, ExitStatus, Platform, ProbeFault, UserAccessError,
+    Access, DeliberateFault, ExitStatus, KernelSpaceReport, KernelStack, Platform, ProbeFault,
+    UserAccessError,
 };
+use kernel_core::paging::{FrameSource, MapError};
 
 /// The x86_64 machine, as the portable kernel sees it.
 #[derive(Debug)]
@@ -30,6 +34,8 @@ pub struct Machine;
 
 impl Platform for Machine {
     const NAME: &'static str = "x86_64";
+    const RETURN_INSTRUCTION: [u8; 4] = [0xc3, 0xcc, 0xcc, 0xcc]; // ret; int3 padding
+    type Spaces = paging::X86Spaces;
 
     fn console_write(bytes: &[u8]) {
         serial::write(bytes);
@@ -55,6 +61,32 @@ impl Platform for Machine {
         user_copy::copy_to_user(dst, src)
     }
 
+    fn init_kernel_space(
+        info: &BootInfo,
+        frames: &mut impl FrameSource,
+    ) -> Result<KernelSpaceReport, &'static str> {
+        paging::init_kernel_space(info, frames)
+    }
+
+    fn activate_kernel_space() {
+        paging::activate_kernel_space();
+    }
+
+    fn new_kernel_stack(
+        frames: &mut impl FrameSource,
+        owner: u64,
+    ) -> Result<KernelStack, MapError> {
+        stacks::new_kernel_stack(frames, owner)
+    }
+
+    fn free_kernel_stack(stack: KernelStack, frames: &mut impl FrameSource) {
+        stacks::free_kernel_stack(stack, frames);
+    }
+
+    fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
+        stacks::run_on_stack(stack, entry)
+    }
+
     fn provoke(fault: DeliberateFault) -> ! {
         match fault {
             DeliberateFault::UnmappedRead => faults::deliberate_unmapped_read(),
@@ -74,11 +106,13 @@ impl Platform for Machine {
 
     fn read_stack_word(addr: u64) -> Option<u64> {
         let (start, end) = layout::kernel_image_virt();
-        if !addr.is_multiple_of(8) || addr < start || addr.checked_add(8)? > end {
+        let in_image = addr >= start && addr.checked_add(8)? <= end;
+        if !addr.is_multiple_of(8) || !(in_image || stacks::is_stack_word(addr)) {
             return None;
         }
         // SAFETY: the word is aligned and lies inside the kernel image (text, data, bss and the
-        // boot and trap stacks), which the boot page tables map readable for the kernel's life.
+        // boot and trap stacks) or inside the mapped part of a claimed kernel stack, both mapped
+        // readable for as long as they exist.
         Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
     }
 

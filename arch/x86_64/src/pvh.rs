@@ -5,7 +5,9 @@
 //! what the boot HHDM maps before it is read; anything malformed becomes a warning in
 //! `BootInfo`, never a fault. Nothing outside this module sees a PVH structure.
 
-use crate::layout::{BOOT_HHDM_LIMIT, HHDM_OFFSET, KERNEL_OFFSET, kernel_image_virt};
+use crate::layout::{
+    BOOT_HHDM_LIMIT, HHDM_OFFSET, KERNEL_OFFSET, LOW_MEMORY_END, kernel_image_virt,
+};
 use crate::serial::COM1;
 use kernel_core::boot_info::{
     BootInfo, BootSource, ConsoleDevice, PhysRange, RegionKind, ReservedKind,
@@ -16,8 +18,6 @@ const START_INFO_MAGIC: u32 = 0x336e_c578;
 const MAX_CMDLINE: u64 = 4096;
 const MAX_MODULES: u32 = 16;
 const MAX_MEMMAP_ENTRIES: u32 = 256;
-/// The real-mode area and BIOS data stay out of the allocator (SMP trampolines go there later).
-const LOW_MEMORY_END: u64 = 0x10_0000;
 
 static BOOT_INFO: Once<BootInfo> = Once::new();
 

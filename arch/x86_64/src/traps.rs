@@ -1,6 +1,7 @@
 //! CPU exceptions on x86_64: the IDT, the entry stubs and the fatal-trap report.
 //!
-//! Owns vectors 0-31. Each vector has a 16-byte assembly stub that pushes a uniform frame
+//! Owns the IDT: exceptions (vectors 0-31) and the entry of device interrupts (32-255; none is
+//! enabled yet, so one arriving is reported as unexpected). Each vector has a 16-byte assembly stub that pushes a uniform frame
 //! (a zero where the CPU pushes no error code, then the vector number) and jumps to a common path
 //! that saves every general register and calls [`x86_64_trap_dispatch`]. A breakpoint returns
 //! (it proves the path at boot); every other exception is fatal for now: it is reported in the
@@ -9,9 +10,11 @@
 
 use crate::console::Console;
 use crate::recovery::{self, Resume};
-use crate::{exit, gdt};
+use crate::{exit, gdt, stacks};
+use arch_paging::X86_64Format;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel_core::hal::{ExitStatus, Platform};
+use kernel_core::paging::PageTableFormat;
 use kernel_core::{backtrace, trap_report};
 use spin::Once;
 use x86_64::VirtAddr;
@@ -55,7 +58,7 @@ core::arch::global_asm!(
     .global x86_64_trap_stubs
 x86_64_trap_stubs:
     .set trap_vector, 0
-    .rept 32
+    .rept 256
     .p2align 4
     .if (trap_vector == 8) || (trap_vector == 10) || (trap_vector == 11) || (trap_vector == 12) || (trap_vector == 13) || (trap_vector == 14) || (trap_vector == 17) || (trap_vector == 21) || (trap_vector == 29) || (trap_vector == 30)
     .else
@@ -155,6 +158,9 @@ fn build_idt() -> InterruptDescriptorTable {
     install(&mut idt.cp_protection_exception, 21);
     install(&mut idt.vmm_communication_exception, 29);
     install(&mut idt.security_exception, 30);
+    for vector in 32..=255u8 {
+        install(&mut idt[vector], usize::from(vector));
+    }
     idt
 }
 
@@ -192,7 +198,33 @@ fn exception_name(vector: u64) -> &'static str {
         19 => "simd floating-point exception",
         20 => "virtualization exception",
         21 => "control protection exception",
+        32.. => "unexpected interrupt",
         _ => "reserved exception",
+    }
+}
+
+/// Decodes a page fault's error code into words (empty for other exceptions).
+fn page_fault_cause(frame: &TrapFrame, address: Option<u64>) -> &'static str {
+    const PRESENT: u64 = 1 << 0;
+    const WRITE: u64 = 1 << 1;
+    const USER_MODE: u64 = 1 << 2;
+    const FETCH: u64 = 1 << 4;
+    let (Some(address), 14) = (address, frame.vector) else {
+        return "";
+    };
+    let code = frame.error_code;
+    let user_address = address < X86_64Format::USER_END;
+    match (code & PRESENT != 0, code & USER_MODE != 0) {
+        (true, false) if user_address && code & FETCH != 0 => {
+            ": kernel executed a user page (SMEP)"
+        }
+        (true, false) if user_address => ": kernel touched user memory outside user copies (SMAP)",
+        (true, _) if code & FETCH != 0 => ": execute of a non-executable page",
+        (true, _) if code & WRITE != 0 => ": write to a read-only page",
+        (true, _) => ": protection violation",
+        (false, _) if code & FETCH != 0 => ": execute of an unmapped address",
+        (false, _) if code & WRITE != 0 => ": write to an unmapped address",
+        (false, _) => ": read of an unmapped address",
     }
 }
 
@@ -227,10 +259,25 @@ fn report_fatal(frame: &TrapFrame) -> ! {
         crate::Machine::console_write(b"\n[trap] another exception while reporting a trap\n");
         exit::exit(ExitStatus::Crashed);
     }
+    let mut out = Console;
+    if matches!(frame.vector, 8 | 14) {
+        let cr2 = Cr2::read_raw();
+        let hit = [cr2, frame.rsp]
+            .into_iter()
+            .find_map(|addr| stacks::overflow_owner(addr).map(|owner| (owner, addr)));
+        if let Some((owner, addr)) = hit {
+            let _ = trap_report::write_stack_overflow(&mut out, owner, frame.rip, addr);
+            finish_report(frame, &mut out);
+        }
+    }
     let fault_address = (frame.vector == 14).then(Cr2::read_raw);
     let detail = format_args!(
-        "vector {}, error {:#x}, rsp={:#x}, rflags={:#x}",
-        frame.vector, frame.error_code, frame.rsp, frame.rflags
+        "vector {}, error {:#x}{}, rsp={:#x}, rflags={:#x}",
+        frame.vector,
+        frame.error_code,
+        page_fault_cause(frame, fault_address),
+        frame.rsp,
+        frame.rflags
     );
     let report = trap_report::TrapReport {
         kind: exception_name(frame.vector),
@@ -238,11 +285,15 @@ fn report_fatal(frame: &TrapFrame) -> ! {
         fault_address,
         detail: &detail,
     };
-    let mut out = Console;
     let _ = trap_report::write_trap(&mut out, &report);
+    finish_report(frame, &mut out)
+}
+
+/// Prints the backtrace of `frame` and ends the boot.
+fn finish_report(frame: &TrapFrame, out: &mut Console) -> ! {
     backtrace::walk(frame.rbp, crate::Machine::read_stack_word, |depth, ra| {
-        let _ = trap_report::write_frame(&mut out, depth, ra);
+        let _ = trap_report::write_frame(out, depth, ra);
     });
-    let _ = trap_report::write_backtrace_end(&mut out);
+    let _ = trap_report::write_backtrace_end(out);
     exit::exit(ExitStatus::Crashed)
 }
