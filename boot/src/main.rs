@@ -2,7 +2,7 @@
 //!
 //! Owns the boot sequence: it wires one architecture crate to `kernel-core` and walks the boot
 //! stages in order (`serial`, `bootinfo`, `frames`, `heap`, `traps`, `paging`, `hhdm`,
-//! `addrspace`), printing one `[stage]` line
+//! `addrspace`, `timer`, `sched`), printing one `[stage]` line
 //! for each, then runs the in-kernel tests the command line selects. Each stage either succeeds
 //! or stops the boot with its reason; nothing here may fail silently.
 #![no_std]
@@ -11,16 +11,19 @@
 extern crate alloc;
 
 mod console;
+mod klog;
+mod ktrace;
 mod memory;
 mod panic;
 mod platform;
+mod sched;
 mod selftests;
 
 use console::Console;
 use kernel_core::boot_info::BootInfo;
 use kernel_core::cmdline::{Cmdline, TestSelection};
 use kernel_core::console as protocol;
-use kernel_core::hal::{BOOT_STACK_OWNER, ExitStatus, Platform};
+use kernel_core::hal::{BOOT_STACK_OWNER, ExitStatus, KernelStack, Platform};
 use kernel_core::selftest;
 use platform::Machine;
 use spin::Once;
@@ -29,7 +32,7 @@ platform::entry_point!(kernel_main);
 
 fn kernel_main() -> ! {
     kprintln!("Strait microkernel ({}) booting", Machine::NAME);
-    let _ = protocol::stage(&mut Console, "serial", Ok(()));
+    let _ = protocol::stage(&mut Console::new(), "serial", Ok(()));
 
     let info = Machine::boot_info();
     report_boot_info(info);
@@ -44,23 +47,23 @@ fn kernel_main() -> ! {
     if info.usable_bytes() == 0 {
         fail_stage("bootinfo", &"the memory map has no usable RAM", testing);
     }
-    let _ = protocol::stage(&mut Console, "bootinfo", Ok(()));
+    let _ = protocol::stage(&mut Console::new(), "bootinfo", Ok(()));
 
     match memory::init_frames(info) {
         Ok(()) => {
-            let _ = protocol::stage(&mut Console, "frames", Ok(()));
+            let _ = protocol::stage(&mut Console::new(), "frames", Ok(()));
         }
         Err(reason) => fail_stage("frames", &reason, testing),
     }
     match memory::init_heap() {
         Ok(()) => {
-            let _ = protocol::stage(&mut Console, "heap", Ok(()));
+            let _ = protocol::stage(&mut Console::new(), "heap", Ok(()));
         }
         Err(reason) => fail_stage("heap", &reason, testing),
     }
     match Machine::init_traps() {
         Ok(()) => {
-            let _ = protocol::stage(&mut Console, "traps", Ok(()));
+            let _ = protocol::stage(&mut Console::new(), "traps", Ok(()));
         }
         Err(reason) => fail_stage("traps", &reason, testing),
     }
@@ -81,7 +84,7 @@ fn kernel_main() -> ! {
                 report.user_access_blocked
             );
             memory::init_address_spaces(report);
-            let _ = protocol::stage(&mut Console, "paging", Ok(()));
+            let _ = protocol::stage(&mut Console::new(), "paging", Ok(()));
         }
         Err(reason) => fail_stage("paging", &reason, testing),
     }
@@ -94,6 +97,7 @@ fn kernel_main() -> ! {
     match stack {
         Ok(stack) => {
             BOOT_TESTS.call_once(|| cmdline.tests);
+            BOOT_STACK.call_once(|| stack);
             Machine::run_on_stack(&stack, continue_on_guarded_stack)
         }
         Err(error) => fail_stage("paging", &error, testing),
@@ -102,6 +106,8 @@ fn kernel_main() -> ! {
 
 /// The test selection, carried across the switch to the guarded boot stack.
 static BOOT_TESTS: Once<TestSelection<'static>> = Once::new();
+/// The guarded boot stack, which becomes the boot thread's.
+static BOOT_STACK: Once<KernelStack> = Once::new();
 
 /// The rest of the boot, on a guarded stack: the `hhdm` and `addrspace` stages, then the tests.
 fn continue_on_guarded_stack() -> ! {
@@ -109,23 +115,42 @@ fn continue_on_guarded_stack() -> ! {
     let testing = tests != TestSelection::None;
     match memory::release_and_check_hhdm(Machine::boot_info()) {
         Ok(()) => {
-            let _ = protocol::stage(&mut Console, "hhdm", Ok(()));
+            let _ = protocol::stage(&mut Console::new(), "hhdm", Ok(()));
         }
         Err(reason) => fail_stage("hhdm", &reason, testing),
     }
     match memory::address_space_smoke_test() {
         Ok(()) => {
-            let _ = protocol::stage(&mut Console, "addrspace", Ok(()));
+            let _ = protocol::stage(&mut Console::new(), "addrspace", Ok(()));
         }
         Err(reason) => fail_stage("addrspace", &reason, testing),
+    }
+    match sched::start_timer() {
+        Ok(report) => {
+            kprintln!(
+                "[timer] {} Hz tick from a {} Hz event timer, monotonic clock at {} Hz",
+                report.tick_hz,
+                report.event_hz,
+                report.clock_hz
+            );
+            let _ = protocol::stage(&mut Console::new(), "timer", Ok(()));
+        }
+        Err(reason) => fail_stage("timer", &reason, testing),
+    }
+    let boot_stack = *BOOT_STACK.get().expect("set before the stack switch");
+    match sched::start(boot_stack) {
+        Ok(()) => {
+            let _ = protocol::stage(&mut Console::new(), "sched", Ok(()));
+        }
+        Err(reason) => fail_stage("sched", &reason, testing),
     }
 
     if !testing {
         kprintln!("[boot] up; there is nothing to run yet (no init), halting this CPU");
         Machine::halt_forever();
     }
-    let summary = selftest::run_selected(selftests::ALL, &tests, &mut (), &mut Console);
-    let _ = protocol::done(&mut Console, summary.passed, summary.failed);
+    let summary = selftest::run_selected(selftests::ALL, &tests, &mut (), &mut Console::new());
+    let _ = protocol::done(&mut Console::new(), summary.passed, summary.failed);
     Machine::exit(if summary.failed == 0 {
         ExitStatus::Passed
     } else {
@@ -136,7 +161,7 @@ fn continue_on_guarded_stack() -> ! {
 /// Prints the `[stage] NAME FAILED reason` line and stops: a test boot exits with a failure
 /// status, a normal boot halts so the console stays readable.
 fn fail_stage(name: &str, reason: &dyn core::fmt::Display, testing: bool) -> ! {
-    let _ = protocol::stage(&mut Console, name, Err(reason));
+    let _ = protocol::stage(&mut Console::new(), name, Err(reason));
     if testing {
         Machine::exit(ExitStatus::Failed);
     }

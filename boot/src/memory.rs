@@ -5,6 +5,7 @@
 //! module only hands it memory through the HHDM. It must never give out a frame the boot
 //! information reserved, and never touch RAM the boot-time HHDM does not reach.
 
+use crate::ktrace::KLock;
 use crate::platform::Machine;
 use alloc::format;
 use alloc::string::String;
@@ -15,13 +16,13 @@ use kernel_core::hal::{Access, KernelSpaceReport, Platform};
 use kernel_core::memory_map::ram_ranges;
 use kernel_core::memory_map::{FRAME_SIZE, FreeRanges};
 use kernel_core::paging::{AddressSpace, AsidAllocator, MapFlags};
-use spin::{Mutex, Once};
+use spin::Once;
 
 /// A user address space on this machine.
 pub type UserSpace = AddressSpace<<Machine as Platform>::Spaces>;
 
 /// The TLB tag allocator shared by every user address space (after the `paging` stage).
-pub static ASIDS: Mutex<AsidAllocator> = Mutex::new(AsidAllocator::new(1));
+pub static ASIDS: KLock<AsidAllocator> = KLock::new("asids", AsidAllocator::new(1));
 
 /// Order of the buddy allocator: blocks up to 2^(ORDER-1) bytes.
 const HEAP_ORDER: usize = 32;
@@ -33,7 +34,7 @@ const HEAP_MAX_BYTES: u64 = 32 << 20;
 static HEAP: LockedHeap<HEAP_ORDER> = LockedHeap::empty();
 
 /// The physical frame allocator (after the `frames` stage).
-pub static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+pub static FRAMES: KLock<Option<FrameAllocator<'static>>> = KLock::new("frames", None);
 
 /// Where physical address 0 is mapped; set once by [`init_frames`].
 static HHDM_OFFSET: Once<u64> = Once::new();

@@ -1,12 +1,14 @@
 //! The kernel panic handler: report, backtrace, stop.
 //!
 //! Owns what happens after a `panic!`: one `[panic]` line, a frame-pointer backtrace in the
-//! format of `kernel_core::trap_report`, and a `Crashed` exit so the harness sees the failure.
+//! format of `kernel_core::trap_report`, the trace rings, and a `Crashed` exit so the harness
+//! sees the failure. It writes to the device directly, never through the logger.
 //! It must never allocate or take a lock (the panic may have happened while one was held), and
 //! a panic inside the report must not recurse.
 
-use crate::console::Console;
+use crate::ktrace::{self, RawConsole};
 use crate::platform::Machine;
+use core::fmt::Write;
 use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::hal::{ExitStatus, Platform};
@@ -20,16 +22,17 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         Machine::console_write(b"\n[panic] nested panic while reporting a panic\n");
         Machine::exit(ExitStatus::Crashed);
     }
-    match info.location() {
-        Some(at) => crate::kprintln!(
+    let mut out = RawConsole;
+    let _ = match info.location() {
+        Some(at) => writeln!(
+            out,
             "\n[panic] {} at {}:{}",
             info.message(),
             at.file(),
             at.line()
         ),
-        None => crate::kprintln!("\n[panic] {}", info.message()),
-    }
-    let mut out = Console;
+        None => writeln!(out, "\n[panic] {}", info.message()),
+    };
     backtrace::walk(
         Machine::frame_pointer(),
         Machine::read_stack_word,
@@ -38,5 +41,6 @@ fn panic(info: &PanicInfo<'_>) -> ! {
         },
     );
     let _ = trap_report::write_backtrace_end(&mut out);
+    ktrace::dump_raw();
     Machine::exit(ExitStatus::Crashed)
 }

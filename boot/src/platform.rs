@@ -4,6 +4,6 @@
 //! no other file needs a `cfg(target_arch)`.
 
 #[cfg(target_arch = "aarch64")]
-pub use arch_aarch64::{Machine, entry_point};
+pub use arch_aarch64::{Machine, context, entry_point};
 #[cfg(target_arch = "x86_64")]
-pub use arch_x86_64::{Machine, entry_point};
+pub use arch_x86_64::{Machine, context, entry_point};

@@ -7,6 +7,7 @@
 //! them in the same boot.
 
 mod mm;
+mod threads;
 
 use crate::memory::{self, FRAMES};
 use crate::platform::Machine;
@@ -72,6 +73,36 @@ pub static ALL: &[KernelTest<()>] = &[
         name: "mm_asid_rollover",
         ends_boot: false,
         run: mm::asid_rollover,
+    },
+    KernelTest {
+        name: "kthread_join",
+        ends_boot: false,
+        run: threads::kthread_join,
+    },
+    KernelTest {
+        name: "sched_fairness",
+        ends_boot: false,
+        run: threads::sched_fairness,
+    },
+    KernelTest {
+        name: "sleep_accuracy",
+        ends_boot: false,
+        run: threads::sleep_accuracy,
+    },
+    KernelTest {
+        name: "log_from_irq",
+        ends_boot: false,
+        run: threads::log_from_irq,
+    },
+    KernelTest {
+        name: "lock_diagnostics",
+        ends_boot: false,
+        run: threads::lock_diagnostics,
+    },
+    KernelTest {
+        name: "watchdog_stall",
+        ends_boot: false,
+        run: threads::watchdog_stall,
     },
     KernelTest {
         name: "mm_guard_page",

@@ -158,6 +158,32 @@ pub trait Platform {
     /// Switches this CPU to `stack` and calls `entry` there; the old stack is abandoned.
     fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> !;
 
+    /// This CPU's number (0 for the boot CPU).
+    fn cpu_id() -> u32;
+
+    /// Masks interrupts on this CPU and returns whether they were enabled before.
+    fn disable_interrupts() -> bool;
+
+    /// Unmasks interrupts on this CPU if `enabled` (the value `disable_interrupts` returned).
+    fn restore_interrupts(enabled: bool);
+
+    /// Called with interrupts masked: unmasks them and sleeps until one arrives (`sti; hlt`,
+    /// `wfi`) without a window in which a wake-up could be lost, lets its handler run, and
+    /// returns with interrupts masked again. The idle loop's only way to wait.
+    fn wait_for_interrupt();
+
+    /// Starts the interrupt controller and a periodic tick of `tick_hz` that calls `on_tick` in
+    /// interrupt context (masked, already acknowledged; it may switch threads). Interrupts stay
+    /// masked until the caller unmasks them. `frames` supplies page tables for device mappings.
+    fn init_timer(
+        frames: &mut impl FrameSource,
+        tick_hz: u32,
+        on_tick: fn(),
+    ) -> Result<TimerReport, &'static str>;
+
+    /// Monotonic nanoseconds since the timer was set up (0 before `init_timer`).
+    fn now_ns() -> u64;
+
     /// Provokes `fault`; the trap handler reports it and ends the boot, so this never returns.
     fn provoke(fault: DeliberateFault) -> !;
 

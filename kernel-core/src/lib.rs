@@ -23,10 +23,12 @@ extern crate std;
 
 pub mod backtrace;
 pub mod boot_info;
+pub mod cap;
 pub mod cmdline;
 pub mod console;
 pub mod frame_alloc;
 pub mod hal;
+pub mod ipc;
 pub mod lock;
 pub mod memory_map;
 pub mod paging;

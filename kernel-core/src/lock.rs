@@ -526,8 +526,8 @@ impl<T, H: LockHal> SpinLock<T, H> {
     fn report(&self, site: &'static Location<'static>, cpu: u32, now: u64, waited: Waited) {
         let owner = self.owner();
         let hint = match owner {
-            Some(o) if o.cpu == cpu => {
-                "; the owner is this CPU: an interrupt handler took a lock without \
+            Some(o) if o.cpu == cpu && o.thread == H::thread() => {
+                "; the owner is this very thread on this CPU: an interrupt handler took a lock without \
                  lock_irqsave, or a recursive acquisition"
             }
             _ => "",
@@ -818,7 +818,7 @@ mod tests {
         // The timer interrupt on the same CPU wants it.
         assert!(lock.try_lock_for(600 * MS).is_err());
         let text = &reports()[0].1;
-        assert!(text.contains("the owner is this CPU"), "{text}");
+        assert!(text.contains("the owner is this very thread"), "{text}");
     }
 
     #[test]

@@ -54,6 +54,12 @@ pub enum Console {
     File(PathBuf),
 }
 
+/// The clock of headless test boots: guest time advances 8 ns per executed instruction and
+/// skips ahead while the guest idles (`sleep=off`), independent of the host. Time-bound tests
+/// (sleep accuracy, fairness per second, lock reports within a second) then measure the kernel,
+/// not how busy the host is, and repeat exactly.
+pub const TEST_CLOCK: [&str; 4] = ["-icount", "shift=3,sleep=off", "-rtc", "clock=vm"];
+
 /// The full QEMU command line (program first) that boots `kernel` on `machine`.
 pub fn command_line(
     arch: Arch,
@@ -86,6 +92,7 @@ pub fn command_line(
             let mut spec = OsString::from("file:");
             spec.push(path);
             args.push(spec);
+            args.extend(TEST_CLOCK.map(OsString::from));
         }
     }
     match arch {
@@ -284,6 +291,7 @@ mod tests {
             shell_line(&args),
             "qemu-system-x86_64 -M q35 -m 256M -smp 1 -kernel /i/kernel.elf -append test=all \
              -display none -no-reboot -monitor none -serial file:/tmp/d/serial.log \
+             -icount shift=3,sleep=off -rtc clock=vm \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04"
         );
     }

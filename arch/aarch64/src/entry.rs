@@ -28,6 +28,11 @@ const EARLY_UART_PHYS: u64 = 0x0900_0000;
 const HCR_EL2_VALUE: u64 = HCR_EL2::RW::EL1IsAarch64.value;
 /// CNTHCTL_EL2 bits that give EL1 (and so the kernel) the physical counter and timer.
 const CNTHCTL_EL1_ACCESS: u64 = CNTHCTL_EL2::EL1PCTEN::SET.value | CNTHCTL_EL2::EL1PCEN::SET.value;
+/// CNTHCTL_EL2 bits 12-16 (FEAT_ECV: ECV, EL1TVT, EL1TVCT, EL1NVPCT, EL1NVVCT) that would trap
+/// EL1's use of the virtual timer and counter (the kernel's tick and clock) or offset the
+/// physical counter: all cleared. (Without FEAT_ECV they are RES0, so clearing them is a no-op;
+/// with HCR_EL2.E2H = 0 nothing else lets EL2 take the virtual timer from EL1.)
+const CNTHCTL_ECV_TRAPS: u64 = 0b1_1111 << 12;
 /// CPTR_EL2 traps to clear: TCPAC (CPACR_EL1 accesses), TAM (activity monitors), TTA (trace),
 /// TFP (FP/SIMD). EL1's own CPACR_EL1 then decides.
 const CPTR_EL2_TRAPS: u64 = (1 << 31) | (1 << 30) | (1 << 20) | (1 << 10);
@@ -75,6 +80,8 @@ strait_primary_entry:
     msr     hcr_el2, x0
     mrs     x0, cnthctl_el2
     orr     x0, x0, #{cnthctl}
+    ldr     x1, ={cnthctl_ecv}
+    bic     x0, x0, x1
     msr     cnthctl_el2, x0
     msr     cntvoff_el2, xzr            // virtual counter == physical counter
     mrs     x0, cptr_el2
@@ -205,6 +212,7 @@ strait_early_fail:
     image_flags = const IMAGE_FLAGS,
     hcr = const HCR_EL2_VALUE,
     cnthctl = const CNTHCTL_EL1_ACCESS,
+    cnthctl_ecv = const CNTHCTL_ECV_TRAPS,
     cptr_traps = const CPTR_EL2_TRAPS,
     sre = const ICC_SRE_EL2_SRE,
     sre_enable = const ICC_SRE_EL2_ENABLE,

@@ -14,16 +14,21 @@
 //! kernel-core's `Mapper`), `spaces` (the hooks of kernel-core's user `AddressSpace`), `kstack`
 //! (stacks with guard pages), `mmu` (the system registers and TLB maintenance behind all three),
 //! `faults` for the deliberate faults, `exit`. `layout` holds the addresses all of them derive
-//! from.
+//! from. Threads and time: `context` (the kernel context switch), `cpu` (the IRQ mask, idle
+//! wait, CPU number), `gic` (GICv2/v3) and `timer` (the generic timer's clock and tick, and the
+//! IRQ dispatch that `traps` calls on the interrupted thread's stack).
 #![no_std]
 
 mod boot_mmu;
+pub mod context;
+mod cpu;
 mod dtb;
 mod dtb_copy;
 mod entry;
 mod exit;
 mod extable;
 mod faults;
+mod gic;
 mod kernel_space;
 mod kstack;
 mod layout;
@@ -32,6 +37,7 @@ mod probe;
 mod serial;
 mod spaces;
 mod stacks;
+mod timer;
 mod traps;
 mod user_copy;
 
@@ -40,7 +46,7 @@ pub use spaces::{HhdmTables, Spaces};
 use kernel_core::boot_info::BootInfo;
 use kernel_core::hal::{
     Access, DeliberateFault, ExitStatus, KernelSpaceReport, KernelStack, Platform, ProbeFault,
-    UserAccessError,
+    TimerReport, UserAccessError,
 };
 use kernel_core::paging::{FrameSource, MapError};
 
@@ -106,6 +112,36 @@ impl Platform for Machine {
 
     fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
         kstack::run_on_stack(stack, entry)
+    }
+
+    fn cpu_id() -> u32 {
+        cpu::cpu_id()
+    }
+
+    fn disable_interrupts() -> bool {
+        cpu::disable_interrupts()
+    }
+
+    fn restore_interrupts(enabled: bool) {
+        cpu::restore_interrupts(enabled);
+    }
+
+    fn wait_for_interrupt() {
+        cpu::wait_for_interrupt();
+    }
+
+    fn init_timer(
+        _frames: &mut impl FrameSource,
+        tick_hz: u32,
+        on_tick: fn(),
+    ) -> Result<TimerReport, &'static str> {
+        // The GIC's register frames are already mapped (`kernel_space` maps them with the
+        // kernel's tables), so no page table is needed here.
+        timer::init(tick_hz, on_tick)
+    }
+
+    fn now_ns() -> u64 {
+        timer::now_ns()
     }
 
     fn provoke(fault: DeliberateFault) -> ! {

@@ -8,19 +8,35 @@
 //! guard page of a kernel stack (a `kstack` slot, or the boot stack) is reported as that stack's
 //! overflow, naming its owner. It must never try to recover from a fault it does not understand.
 //!
-//! Stacks: the kernel runs at EL1h on SP_EL1, and keeps SP_EL0 pointing at the top of a
-//! dedicated exception stack (EL0's stack pointer, once user mode exists, is saved in the trap
-//! frame on entry and reloaded on return). A kernel exception switches to it with
-//! `msr spsel, #0` before touching memory, so a fault on a bad or overflowed kernel stack (the
-//! boot stack or any `kstack` stack) is still reported. The handler then runs at EL1t, which
-//! makes a fault *inside* the handler land in the "current EL with SP0" vectors: those print one
-//! line without using any stack and end the boot, so a broken report can never recurse. (When interrupts arrive from the kernel and
-//! may switch threads, this stack choice has to be revisited: the frame then has to live on the
-//! interrupted thread's stack.)
+//! Stacks: the kernel runs at EL1h on SP_EL1 (the current thread's kernel stack), and keeps
+//! SP_EL0 pointing at the top of a dedicated exception stack (EL0's stack pointer, once user mode
+//! exists, is saved in the trap frame on entry and reloaded on return). Two kinds of entry from
+//! the kernel use them differently:
+//!
+//! - **Synchronous exceptions, FIQ and SError** switch to the exception stack with
+//!   `msr spsel, #0` before touching memory, so a fault on a bad or overflowed kernel stack (the
+//!   boot stack or any `kstack` stack, including an overflow by an IRQ frame) is still reported.
+//!   The handler then runs at EL1t, which makes a fault *inside* the handler land in the
+//!   "current EL with SP0" vectors: those print one line without using any stack and end the
+//!   boot, so a broken report can never recurse. These handlers never switch threads and never
+//!   unmask IRQs (one taken at EL1t would be reported as a nested fault): there is one exception
+//!   stack per CPU, and a second user of it would overwrite the first.
+//! - **IRQs** stay on SP_EL1 and push their frame on the interrupted thread's own kernel stack,
+//!   then run the dispatcher (`timer::on_interrupt`) at EL1h with IRQs masked. The tick handler
+//!   may switch threads from there: the interrupted thread's IRQ frame and the handler's frames
+//!   stay on *its* stack, untouched while other threads run on theirs (each IRQ they take lands
+//!   on their own stack), and when the scheduler switches back, the handler returns, the frame
+//!   is restored and `eret` resumes the thread. ELR_EL1 and SPSR_EL1 are reloaded from the frame
+//!   just before `eret`, since other threads' IRQs overwrite the registers meanwhile. The frame
+//!   holds a frame record (interrupted x29, interrupted pc), so a backtrace from inside the
+//!   handler continues into the interrupted code. No nesting: IRQs stay masked until `eret`.
+//!
+//! From a lower EL every exception (IRQs included) saves its frame on SP_EL1, which is then the
+//! thread's kernel stack, so a system call or an IRQ from user mode may switch threads too.
 
 use crate::serial::{self, UART_VIRT};
 use crate::stacks::{self, BootStack};
-use crate::{exit, extable, kstack};
+use crate::{exit, extable, kstack, timer};
 use aarch64_cpu::asm::barrier;
 use aarch64_cpu::registers::{VBAR_EL1, Writeable};
 use core::arch::{asm, global_asm};
@@ -47,8 +63,26 @@ pub struct TrapFrame {
     pub far: u64,
 }
 
+/// What the kernel IRQ vector saves: the same layout as [`TrapFrame`] up to SPSR, then a frame
+/// record instead of ESR and FAR (which mean nothing for an interrupt).
+#[repr(C)]
+#[derive(Debug)]
+pub struct IrqFrame {
+    /// x0..x30 of the interrupted code.
+    pub x: [u64; 31],
+    /// The interrupted SP_EL1.
+    pub sp: u64,
+    /// ELR_EL1: the interrupted pc (where `eret` returns).
+    pub elr: u64,
+    /// SPSR_EL1: the interrupted PSTATE.
+    pub spsr: u64,
+    /// A frame record (interrupted x29, interrupted pc) that x29 points at during the handler.
+    pub record: [u64; 2],
+}
+
 const FRAME_SIZE: usize = size_of::<TrapFrame>();
 const _: () = assert!(FRAME_SIZE == 36 * 8 && FRAME_SIZE.is_multiple_of(16));
+const _: () = assert!(size_of::<IrqFrame>() == FRAME_SIZE);
 
 // Vector slots 0..16 in table order: four sources (current EL with SP_EL0, current EL with
 // SP_EL1, lower EL AArch64, lower EL AArch32), each with four kinds in this order:
@@ -57,6 +91,8 @@ const KIND_FIQ: u64 = 2;
 const KIND_SERROR: u64 = 3;
 /// Current EL with SP_EL1, synchronous: a kernel fault, `brk`, undefined instruction.
 const SLOT_KERNEL_SYNC: u64 = 4;
+/// Lower EL (AArch64), IRQ: an interrupt while user code ran.
+const SLOT_LOWER_IRQ: u64 = 9;
 
 // Exception classes (ESR_EL1.EC) that have a name in the report.
 const EC_UNKNOWN: u64 = 0x00;
@@ -83,7 +119,15 @@ global_asm!(
     b       strait_trap_from_kernel
     .endm
 
-    // Lower EL: SP_EL1 is the (so far unused) kernel stack, known good.
+    // Kernel IRQ: stay on SP_EL1, the interrupted thread's stack (see the module docs).
+    .macro STRAIT_VECTOR_KERNEL_IRQ
+    .balign 0x80
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    b       strait_irq_from_kernel
+    .endm
+
+    // Lower EL: SP_EL1 is the thread's kernel stack, known good.
     .macro STRAIT_VECTOR_LOWER slot
     .balign 0x80
     sub     sp, sp, #{frame}
@@ -160,7 +204,7 @@ strait_vectors:
     .balign 0x80
     b       strait_nested_fault
     STRAIT_VECTOR_KERNEL 4
-    STRAIT_VECTOR_KERNEL 5
+    STRAIT_VECTOR_KERNEL_IRQ
     STRAIT_VECTOR_KERNEL 6
     STRAIT_VECTOR_KERNEL 7
     STRAIT_VECTOR_LOWER 8
@@ -181,6 +225,24 @@ strait_trap_from_kernel:
     STRAIT_CALL_HANDLER
     STRAIT_RESTORE_X0_X30
     add     sp, sp, #{frame}            // SP_EL0 is the exception stack top again
+    eret
+
+strait_irq_from_kernel:
+    STRAIT_SAVE_X2_X30
+    add     x0, sp, #{frame}            // the interrupted SP_EL1
+    mrs     x1, elr_el1
+    mrs     x2, spsr_el1
+    str     x0, [sp, #248]
+    stp     x1, x2, [sp, #256]
+    stp     x29, x1, [sp, #272]         // frame record: (interrupted x29, interrupted pc)
+    add     x29, sp, #272
+    mov     x0, sp
+    bl      {irq_handler}               // may switch threads and return much later
+    ldp     x1, x2, [sp, #256]
+    msr     elr_el1, x1
+    msr     spsr_el1, x2
+    STRAIT_RESTORE_X0_X30
+    add     sp, sp, #{frame}
     eret
 
 strait_trap_from_lower:
@@ -298,6 +360,7 @@ strait_dead_vectors:
 "#,
     frame = const FRAME_SIZE,
     handler = sym handle_trap,
+    irq_handler = sym handle_kernel_irq,
     uart = sym UART_VIRT,
 );
 
@@ -330,7 +393,17 @@ pub fn init() -> Result<(), &'static str> {
     }
 }
 
+/// An IRQ taken from the kernel. `frame` is an [`IrqFrame`] on the interrupted thread's stack.
+extern "C" fn handle_kernel_irq(_frame: &mut IrqFrame) {
+    timer::on_interrupt();
+}
+
 extern "C" fn handle_trap(frame: &mut TrapFrame, slot: u64) {
+    if slot == SLOT_LOWER_IRQ {
+        // The frame lies on the thread's kernel stack (SP_EL1): switching threads is fine.
+        timer::on_interrupt();
+        return;
+    }
     let ec = exception_class(frame.esr);
     if slot == SLOT_KERNEL_SYNC {
         let recoverable = extable::recoverable_fault_status(frame.esr);

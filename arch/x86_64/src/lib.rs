@@ -7,26 +7,30 @@
 #![no_std]
 
 mod console;
+pub mod context;
 mod cpu;
 mod entry;
 mod exit;
 mod faults;
 mod gdt;
+mod lapic;
 mod layout;
 mod paging;
 mod pvh;
 mod recovery;
 mod serial;
 mod stacks;
+mod timer;
 mod traps;
 mod user_copy;
 
 use kernel_core::boot_info::BootInfo;
 use kernel_core::hal::{
     Access, DeliberateFault, ExitStatus, KernelSpaceReport, KernelStack, Platform, ProbeFault,
-    UserAccessError,
+    TimerReport, UserAccessError,
 };
 use kernel_core::paging::{FrameSource, MapError};
+use x86_64::instructions::interrupts;
 
 /// The x86_64 machine, as the portable kernel sees it.
 #[derive(Debug)]
@@ -85,6 +89,42 @@ impl Platform for Machine {
 
     fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
         stacks::run_on_stack(stack, entry)
+    }
+
+    fn cpu_id() -> u32 {
+        // One CPU runs for now; with SMP this becomes a per-CPU variable (GS base).
+        0
+    }
+
+    fn disable_interrupts() -> bool {
+        let enabled = interrupts::are_enabled();
+        interrupts::disable();
+        enabled
+    }
+
+    fn restore_interrupts(enabled: bool) {
+        if enabled {
+            interrupts::enable();
+        }
+    }
+
+    fn wait_for_interrupt() {
+        // `sti` takes effect after the next instruction, so no interrupt can slip in between
+        // it and `hlt`: a wake-up that is already pending ends the halt at once.
+        interrupts::enable_and_hlt();
+        interrupts::disable();
+    }
+
+    fn init_timer(
+        frames: &mut impl FrameSource,
+        tick_hz: u32,
+        on_tick: fn(),
+    ) -> Result<TimerReport, &'static str> {
+        timer::init(frames, tick_hz, on_tick)
+    }
+
+    fn now_ns() -> u64 {
+        timer::now_ns()
     }
 
     fn provoke(fault: DeliberateFault) -> ! {

@@ -14,8 +14,8 @@ use kernel_core::boot_info::{BootInfo, PhysRange};
 use kernel_core::hal::KernelSpaceReport;
 use kernel_core::memory_map::ram_ranges;
 use kernel_core::paging::{
-    AddressSpaceHal, FrameSource, Half, MapFlags, Mapper, PAGE_SIZE, Shootdown, TableMemory,
-    level_size,
+    AddressSpaceHal, FrameSource, Half, MapError, MapFlags, Mapper, PAGE_SIZE, Shootdown,
+    TableMemory, level_size,
 };
 use spin::Mutex;
 use x86_64::instructions::tlb;
@@ -340,4 +340,19 @@ impl AddressSpaceHal for X86Spaces {
         // One CPU runs for now; with SMP this sends an IPI to every CPU that may cache the
         // entries (see DESIGN.md section 3).
     }
+}
+
+/// Maps the device page at physical `phys` uncached at its HHDM address (idempotent) and
+/// returns that virtual address.
+pub fn map_device_page(phys: u64, frames: &mut impl FrameSource) -> Result<u64, MapError> {
+    let phys = phys & !(PAGE_SIZE - 1);
+    let va = HHDM_OFFSET + phys;
+    let flags = MapFlags::READ | MapFlags::WRITE | MapFlags::GLOBAL | MapFlags::DEVICE;
+    with_kernel_mapper(|mapper| match mapper.translate(&HhdmTables, va) {
+        Some(_) => Ok(va),
+        None => mapper
+            .map(&mut HhdmTables, frames, va, phys, flags)
+            .map(|()| va),
+    })
+    .unwrap_or(Err(MapError::NotMapped))
 }

@@ -1,7 +1,7 @@
 //! CPU exceptions on x86_64: the IDT, the entry stubs and the fatal-trap report.
 //!
-//! Owns the IDT: exceptions (vectors 0-31) and the entry of device interrupts (32-255; none is
-//! enabled yet, so one arriving is reported as unexpected). Each vector has a 16-byte assembly stub that pushes a uniform frame
+//! Owns the IDT: exceptions (vectors 0-31) and the entry of device interrupts (32-255, handed to
+//! `timer::on_interrupt`). Each vector has a 16-byte assembly stub that pushes a uniform frame
 //! (a zero where the CPU pushes no error code, then the vector number) and jumps to a common path
 //! that saves every general register and calls [`x86_64_trap_dispatch`]. A breakpoint returns
 //! (it proves the path at boot); every other exception is fatal for now: it is reported in the
@@ -10,7 +10,7 @@
 
 use crate::console::Console;
 use crate::recovery::{self, Resume};
-use crate::{exit, gdt, stacks};
+use crate::{exit, gdt, stacks, timer};
 use arch_paging::X86_64Format;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel_core::hal::{ExitStatus, Platform};
@@ -198,7 +198,6 @@ fn exception_name(vector: u64) -> &'static str {
         19 => "simd floating-point exception",
         20 => "virtualization exception",
         21 => "control protection exception",
-        32.. => "unexpected interrupt",
         _ => "reserved exception",
     }
 }
@@ -232,6 +231,11 @@ fn page_fault_cause(frame: &TrapFrame, address: Option<u64>) -> &'static str {
 extern "C" fn x86_64_trap_dispatch(frame: &mut TrapFrame) {
     if frame.vector == 3 {
         BREAKPOINTS.fetch_add(1, Ordering::SeqCst);
+        return;
+    }
+    if frame.vector >= 32 {
+        // A device interrupt; it may switch threads and come back here much later.
+        timer::on_interrupt(frame.vector as u8);
         return;
     }
     if matches!(frame.vector, 13 | 14) {

@@ -1,0 +1,266 @@
+//! System-call numbers, and what each call takes and returns.
+//!
+//! Owns the number of every [`Syscall`] and its documented contract: which argument slots it
+//! reads (`a0..a8`, mapped to registers by [`crate::regs`]), which rights it needs, what it returns
+//! in the result register and which slots it writes on success. It must never renumber or reuse
+//! a number (pinned by the crate's tests); new calls are appended.
+//!
+//! Common to every call: a handle argument is checked in this order, and the first failure is
+//! returned: [`InvalidCapability`](crate::Error::InvalidCapability) (null, out of range, never
+//! issued), [`StaleCapability`](crate::Error::StaleCapability), [`WrongType`](crate::Error::WrongType),
+//! [`InsufficientRights`](crate::Error::InsufficientRights). A handle whose capability is lent to a
+//! message in flight (see [`Syscall::Send`]) is [`Busy`](crate::Error::Busy). An unknown number is
+//! [`NoSuchSyscall`](crate::Error::NoSuchSyscall). A pointer argument that is not readable (or
+//! writable) user memory is [`BadAddress`](crate::Error::BadAddress). A call that fails has no
+//! effect unless its description says otherwise.
+
+/// Most bytes one [`Syscall::DebugWrite`] takes.
+pub const DEBUG_WRITE_MAX: usize = 4096;
+
+/// The system calls. The value is the number passed in the number register.
+///
+/// Arguments are given as slots (`a0..a8`); "→" gives the success value in the result register
+/// and the output slots. The IPC calls share the slot layout documented in [`crate::regs`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Syscall {
+    /// Does nothing. → 0. The cost of entering and leaving the kernel (the `null_syscall`
+    /// benchmark).
+    Null = 1,
+    /// Writes bytes to the kernel console, for tests and early bring-up: `a0` pointer, `a1` length
+    /// (at most [`DEBUG_WRITE_MAX`], else `InvalidArgument`). → the number of bytes written (all of
+    /// them). Bytes are written as they are; lines are not interleaved with other writers' lines
+    /// only if each call writes whole lines.
+    DebugWrite = 2,
+    /// Gives up the rest of the time slice to the next ready thread of the same priority (returns
+    /// at once if there is none). → 0.
+    Yield = 3,
+    /// Ends the calling thread with exit code `a0`. Never returns. A thread blocked in IPC never
+    /// reaches here; a thread killed while blocked is withdrawn from every queue. When the last
+    /// thread of an address space ends, the address space and every capability in its table go
+    /// away.
+    ThreadExit = 4,
+    /// Sends a message on an endpoint and waits until a receiver has taken it: `a0` endpoint
+    /// (`SEND`), `a1` [`MessageInfo`](crate::MessageInfo), `a2..a5` words, `a6` capability to
+    /// transfer when the info says so (`GRANT`), `a7` [`Timeout`](crate::Timeout). → 0.
+    ///
+    /// If a receiver is waiting the message is delivered at once; otherwise the caller queues
+    /// behind earlier senders (first come, first served) until a receiver takes it. With
+    /// `Timeout::POLL` and no waiting receiver: `WouldBlock`. On expiry: `Timeout`. If the
+    /// endpoint is destroyed while queued: `Killed`. In all three cases the message was not
+    /// delivered.
+    ///
+    /// A transferred capability is *lent* to the message while the call is in progress: its handle
+    /// is refused with `Busy`. When the message is delivered the capability moves to the receiver
+    /// (same rights and badge): the sender's handle goes stale. If the call fails, the capability
+    /// is back under its old handle, untouched. If the receiver's table is full, the capability is
+    /// destroyed and the receiver sees the info's flag set with a null handle in `a6`.
+    Send = 5,
+    /// Waits for a message on an endpoint: `a0` endpoint (`RECEIVE`), `a7` timeout. → 0; `a1`
+    /// info, `a2..a5` words (0 past the info's length), `a6` received capability or
+    /// [`CapHandle::NULL`](crate::CapHandle::NULL), `a7` the [`Badge`](crate::Badge) of the
+    /// capability the sender used, `a8` the [`ReplyToken`](crate::ReplyToken) if the sender is
+    /// waiting in [`Call`](Self::Call) (`NONE` for a [`Send`](Self::Send)).
+    ///
+    /// Senders are taken in the order they queued; receivers waiting on one endpoint are served in
+    /// the order they started waiting. `WouldBlock`, `Timeout`, `Killed` as for `Send`.
+    Recv = 6,
+    /// Sends a message on an endpoint and waits for the reply: `a0` endpoint (`CALL`), `a1..a6`
+    /// and `a7` as for [`Send`](Self::Send). → 0; `a1` the reply's info, `a2..a5` its words,
+    /// `a6` its capability or `NULL`; `a7` and `a8` are preserved.
+    ///
+    /// If a receiver is waiting, the kernel switches straight to it (the IPC fast path). The
+    /// timeout covers the whole call, delivery and reply; with `Timeout::POLL`, `WouldBlock` if
+    /// no receiver is waiting, and once delivered the reply is awaited without limit. After
+    /// delivery, a timeout withdraws the call: the server's later reply gets `InvalidReply`. If
+    /// the server thread holding the call dies before replying: `Killed`. A capability attached
+    /// to the call moves as for `Send` (on delivery, even if the reply then fails).
+    Call = 7,
+    /// Answers a call without waiting: `a1` info, `a2..a5` words, `a6` capability to transfer
+    /// (`GRANT`; it moves at once), `a8` the reply token [`Recv`](Self::Recv) gave. → 0.
+    /// `InvalidReply` if the token does not name a call this thread received and has not answered
+    /// (nothing is delivered, the capability stays).
+    Reply = 8,
+    /// Answers a call, then waits for the next message: the server loop in one call. `a0`
+    /// endpoint (`RECEIVE`), `a1..a6` the reply as for [`Reply`](Self::Reply), `a7` timeout (for
+    /// the receive), `a8` reply token. → as [`Recv`](Self::Recv).
+    ///
+    /// The reply is checked first: `InvalidReply` means nothing happened at all (no reply, no
+    /// receive; a server usually continues with `Recv`). A `NONE` token is `InvalidReply` too:
+    /// a server loop starts with `Recv`. Once the reply is delivered it stays
+    /// delivered, even if the receive then fails (`WouldBlock`, `Timeout`, `Killed`). When no
+    /// message is waiting, the kernel switches straight back to the caller (the fast path).
+    ReplyRecv = 9,
+    /// Sets bits in a notification word and wakes its waiter: `a0` notification (`SEND`), `a1`
+    /// bits. The bits signalled are `a1` OR the capability's badge; they must be non-zero and
+    /// inside [`NOTIFICATION_BITS`](crate::NOTIFICATION_BITS), else `InvalidArgument`. → 0.
+    /// Never blocks. Signals merge: bits set twice before anyone looks are seen once.
+    Signal = 10,
+    /// Waits until a notification word is non-zero, then takes (clears) it: `a0` notification
+    /// (`RECEIVE`), `a7` timeout. → the bits (never 0). At most one thread waits on a
+    /// notification: a second gets `Busy`. `WouldBlock` (timeout `POLL`, no bits), `Timeout`.
+    /// No signalled bit is ever lost: bits that arrive while nobody waits stay in the word.
+    Wait = 11,
+    /// Takes (clears) a notification word without waiting: `a0` notification (`RECEIVE`). → the
+    /// bits, 0 if none.
+    Poll = 12,
+    /// Copies a capability within the caller's table: `a0` handle, `a1` [`Rights`](crate::Rights)
+    /// of the copy, `a2` badge (0 keeps the source's). → the new handle.
+    ///
+    /// The copy's rights must be a subset of the source's (`InsufficientRights` otherwise:
+    /// rights only shrink). A non-zero badge may only be set on an unbadged endpoint or
+    /// notification capability, and a notification badge must lie inside `NOTIFICATION_BITS`
+    /// (`InvalidArgument` otherwise). `TableFull` if there is no free slot.
+    CapCopy = 13,
+    /// Deletes a capability from the caller's table: `a0` handle. → 0. The handle, and every copy
+    /// of it the program kept, goes stale; other capabilities to the same object are unaffected.
+    CapDelete = 14,
+    /// Describes a capability: `a0` handle. → the [`ObjectType`](crate::ObjectType) value; `a1`
+    /// its rights, `a2` its badge.
+    CapIdentify = 15,
+    /// Copies a capability into another process's table: `a0` handle (`GRANT`), `a1` address space
+    /// (`CONTROL`), `a2` rights of the copy (a subset, as for [`CapCopy`](Self::CapCopy)). → the
+    /// handle in the target's table (meaningful to the target only). `TableFull` if the target's
+    /// table has no free slot.
+    CapGrant = 16,
+    /// Creates an endpoint. → a handle carrying every endpoint right. `OutOfMemory`, `TableFull`.
+    EndpointCreate = 17,
+    /// Creates a notification, its word 0. → a handle carrying every notification right.
+    /// `OutOfMemory`, `TableFull`.
+    NotificationCreate = 18,
+    /// Creates an empty address space (a process: no mappings, an empty capability table, no
+    /// threads). → a handle carrying every address-space right. `OutOfMemory`, `TableFull`.
+    AddressSpaceCreate = 19,
+    /// Allocates physically contiguous, zeroed frames: `a0` number of frames (at least 1, else
+    /// `InvalidArgument`). → a frame-range handle carrying every frame-range right.
+    /// `OutOfMemory`, `TableFull`.
+    FrameAlloc = 20,
+    /// Maps a whole frame range: `a0` address space (`MAP`), `a1` frame range (`MAP`), `a2` user
+    /// virtual address (page-aligned, the whole range below the user limit, else `BadAddress`),
+    /// `a3` access: [`Rights`](crate::Rights) among `READ`, `WRITE`, `EXECUTE`, all held by the
+    /// frame-range capability (`InsufficientRights`), never `WRITE` with `EXECUTE`
+    /// (`InvalidArgument`). → 0. `Busy` if a page of the target range is already mapped;
+    /// `OutOfMemory` for page tables.
+    Map = 21,
+    /// Unmaps pages: `a0` address space (`MAP`), `a1` page-aligned user virtual address, `a2`
+    /// number of pages. → 0. Pages of the range that are not mapped are skipped.
+    Unmap = 22,
+    /// Creates a thread in an address space, not yet running: `a0` address space (`CONTROL`), `a1`
+    /// entry point, `a2` initial stack pointer, `a3` a word the thread finds in its slot `a0`
+    /// register. → a thread handle carrying every thread right. `OutOfMemory`, `TableFull`.
+    ThreadCreate = 23,
+    /// Starts a thread made by [`ThreadCreate`](Self::ThreadCreate): `a0` thread (`CONTROL`). → 0.
+    /// `InvalidArgument` if it was already started.
+    ThreadStart = 24,
+    /// Kills a thread: `a0` thread (`CONTROL`). → 0 (from a thread killing itself: never
+    /// returns). A thread blocked in IPC is withdrawn first: a message it was sending is not
+    /// delivered, and callers waiting for its reply get `Killed`.
+    ThreadKill = 25,
+}
+
+impl Syscall {
+    /// Every system call, in numeric order.
+    pub const ALL: [Syscall; 25] = [
+        Syscall::Null,
+        Syscall::DebugWrite,
+        Syscall::Yield,
+        Syscall::ThreadExit,
+        Syscall::Send,
+        Syscall::Recv,
+        Syscall::Call,
+        Syscall::Reply,
+        Syscall::ReplyRecv,
+        Syscall::Signal,
+        Syscall::Wait,
+        Syscall::Poll,
+        Syscall::CapCopy,
+        Syscall::CapDelete,
+        Syscall::CapIdentify,
+        Syscall::CapGrant,
+        Syscall::EndpointCreate,
+        Syscall::NotificationCreate,
+        Syscall::AddressSpaceCreate,
+        Syscall::FrameAlloc,
+        Syscall::Map,
+        Syscall::Unmap,
+        Syscall::ThreadCreate,
+        Syscall::ThreadStart,
+        Syscall::ThreadKill,
+    ];
+
+    /// Decodes the number register; `None` (the kernel answers
+    /// [`Error::NoSuchSyscall`](crate::Error::NoSuchSyscall)) for any other value, 0 included.
+    #[must_use]
+    pub const fn from_raw(raw: usize) -> Option<Self> {
+        if raw == 0 || raw > Self::ALL.len() {
+            return None;
+        }
+        // `ALL` is in numeric order from 1 with no gaps (a test checks it).
+        Some(Self::ALL[raw - 1])
+    }
+
+    /// The number.
+    #[must_use]
+    pub const fn into_raw(self) -> usize {
+        self as usize
+    }
+
+    /// The name, as in the source (for traces and reports).
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Null => "Null",
+            Self::DebugWrite => "DebugWrite",
+            Self::Yield => "Yield",
+            Self::ThreadExit => "ThreadExit",
+            Self::Send => "Send",
+            Self::Recv => "Recv",
+            Self::Call => "Call",
+            Self::Reply => "Reply",
+            Self::ReplyRecv => "ReplyRecv",
+            Self::Signal => "Signal",
+            Self::Wait => "Wait",
+            Self::Poll => "Poll",
+            Self::CapCopy => "CapCopy",
+            Self::CapDelete => "CapDelete",
+            Self::CapIdentify => "CapIdentify",
+            Self::CapGrant => "CapGrant",
+            Self::EndpointCreate => "EndpointCreate",
+            Self::NotificationCreate => "NotificationCreate",
+            Self::AddressSpaceCreate => "AddressSpaceCreate",
+            Self::FrameAlloc => "FrameAlloc",
+            Self::Map => "Map",
+            Self::Unmap => "Unmap",
+            Self::ThreadCreate => "ThreadCreate",
+            Self::ThreadStart => "ThreadStart",
+            Self::ThreadKill => "ThreadKill",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_is_in_numeric_order_without_gaps() {
+        for (i, syscall) in Syscall::ALL.into_iter().enumerate() {
+            assert_eq!(syscall.into_raw(), i + 1, "{syscall:?}");
+        }
+    }
+
+    #[test]
+    fn every_number_round_trips() {
+        for syscall in Syscall::ALL {
+            assert_eq!(Syscall::from_raw(syscall.into_raw()), Some(syscall));
+        }
+    }
+
+    #[test]
+    fn other_numbers_are_refused() {
+        assert_eq!(Syscall::from_raw(0), None);
+        assert_eq!(Syscall::from_raw(Syscall::ALL.len() + 1), None);
+        assert_eq!(Syscall::from_raw(usize::MAX), None);
+        assert_eq!(Syscall::from_raw(1 << 32 | 1), None);
+    }
+}

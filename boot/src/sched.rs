@@ -1,0 +1,460 @@
+//! Kernel threads on this CPU: creation, the scheduler glue, the timer tick, sleeping, joining.
+//!
+//! Owns the per-thread payload (saved stack pointer, kernel stack, priority, body) indexed by
+//! thread slot, and the order of operations around a context switch. Policy lives in
+//! kernel-core (`thread::ThreadTable` decides who may move between states, `sched::CpuScheduler`
+//! who runs next); this module only does what they decide, with interrupts masked.
+//!
+//! Rules that keep it deadlock-free:
+//! - `SCHED`, `TIMERS` and `DEAD_STACKS` are only ever locked with interrupts masked, so the tick
+//!   (which runs with them masked) can never find one held by the code it interrupted.
+//! - Nothing in the tick or the switch path allocates, logs through a lock that code with
+//!   interrupts enabled may hold, or touches the frame allocator: stacks of reclaimed threads
+//!   are parked in `DEAD_STACKS` and freed later in thread context ([`reap`]).
+//! - The payload of a slot is written only by its claimer while the slot is `Initializing`, and
+//!   read by whoever reclaims it before the reclaiming call (after which a new claimer may
+//!   overwrite it).
+
+use crate::ktrace::{self, KLock};
+use crate::memory::FRAMES;
+use crate::platform::{Machine, context};
+use arrayvec::ArrayVec;
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use kernel_core::hal::{KernelStack, Platform};
+use kernel_core::sched::{CpuScheduler, TimerQueue};
+use kernel_core::thread::{JoinOutcome, MAX_THREADS, ThreadError, ThreadId, ThreadTable};
+use kernel_core::trace::EventKind;
+use kernel_core::watchdog::Watchdog;
+
+/// Timer interrupts per second.
+pub const TICK_HZ: u32 = 1000;
+/// Priority of ordinary kernel threads (and of the boot thread).
+pub const NORMAL_PRIORITY: u8 = 4;
+
+/// The thread table: every thread's state and generation.
+pub static THREADS: ThreadTable = ThreadTable::new();
+/// This CPU's run queues and current thread. Locked with interrupts masked only.
+static SCHED: KLock<CpuScheduler> = KLock::new("run queues", CpuScheduler::new());
+/// Sleeping threads by deadline. Locked with interrupts masked only.
+static TIMERS: KLock<TimerQueue> = KLock::new("timer queue", TimerQueue::new());
+/// Stacks of reclaimed threads, waiting to be freed in thread context. Interrupts masked only.
+static DEAD_STACKS: KLock<ArrayVec<KernelStack, MAX_THREADS>> =
+    KLock::new("dead stacks", ArrayVec::new_const());
+/// Notices a CPU that stops scheduling while threads are ready.
+pub static WATCHDOG: Watchdog<1> = Watchdog::new();
+
+/// Per-slot payload, written by the claimer while the slot is `Initializing`.
+struct Payload {
+    saved_sp: AtomicU64,
+    stack: [AtomicU64; 4],
+    priority: AtomicU8,
+    body: AtomicU64,
+    arg: AtomicU64,
+    /// Raw ID of the thread waiting in `join` for this one (0: none).
+    joiner: AtomicU64,
+}
+
+static PAYLOAD: [Payload; MAX_THREADS] = [const {
+    Payload {
+        saved_sp: AtomicU64::new(0),
+        stack: [const { AtomicU64::new(0) }; 4],
+        priority: AtomicU8::new(0),
+        body: AtomicU64::new(0),
+        arg: AtomicU64::new(0),
+        joiner: AtomicU64::new(0),
+    }
+}; MAX_THREADS];
+
+/// Raw ID of the thread running on this CPU (0 before the scheduler starts).
+static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// Raw ID of this CPU's idle thread.
+static IDLE: AtomicU64 = AtomicU64::new(0);
+/// Raw ID of the thread this CPU just switched away from, for `finish_switch`.
+static LEFT: AtomicU64 = AtomicU64::new(0);
+/// Set once the scheduler runs; the tick does nothing before.
+static RUNNING: AtomicBool = AtomicBool::new(false);
+/// While non-zero the tick does not preempt (for the watchdog test).
+pub static PREEMPT_OFF: AtomicU32 = AtomicU32::new(0);
+/// Ticks taken since the timer started.
+pub static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Optional per-tick hook (tests); 0 = none. Holds a `fn()` address.
+static TICK_HOOK: AtomicU64 = AtomicU64::new(0);
+/// Watchdog reports printed so far.
+pub static WATCHDOG_REPORTS: AtomicU64 = AtomicU64::new(0);
+
+fn payload(id: ThreadId) -> &'static Payload {
+    &PAYLOAD[id.index()]
+}
+
+fn store_stack(slot: &Payload, stack: &KernelStack) {
+    for (cell, value) in slot
+        .stack
+        .iter()
+        .zip([stack.top, stack.bottom, stack.guard, stack.owner])
+    {
+        cell.store(value, Ordering::Relaxed);
+    }
+}
+
+fn load_stack(slot: &Payload) -> KernelStack {
+    let [top, bottom, guard, owner] = slot.stack.each_ref().map(|c| c.load(Ordering::Relaxed));
+    KernelStack {
+        top,
+        bottom,
+        guard,
+        owner,
+    }
+}
+
+/// The running thread's raw ID (0 before threads exist).
+pub fn current_raw() -> u64 {
+    CURRENT.load(Ordering::Relaxed)
+}
+
+/// The running thread.
+pub fn current() -> ThreadId {
+    ThreadId::from_u64(current_raw())
+}
+
+/// Runs `f` with interrupts masked on this CPU.
+fn masked<R>(f: impl FnOnce() -> R) -> R {
+    let enabled = Machine::disable_interrupts();
+    let result = f();
+    Machine::restore_interrupts(enabled);
+    result
+}
+
+/// Claims a slot and gives it a stack and an initial frame that runs `thread_start`.
+fn create(priority: u8, body: fn(u64) -> i64, arg: u64, queue: bool) -> Result<ThreadId, String> {
+    reap();
+    let claim = THREADS.claim().map_err(|e| format!("claim: {e}"))?;
+    let stack = {
+        let mut frames = FRAMES.lock();
+        let frames = frames.as_mut().ok_or("no frame allocator")?;
+        Machine::new_kernel_stack(frames, claim.id().as_u64())
+    };
+    let stack = match stack {
+        Ok(stack) => stack,
+        Err(e) => {
+            THREADS.abandon(claim);
+            return Err(format!("kernel stack: {e}"));
+        }
+    };
+    let slot = &PAYLOAD[claim.index()];
+    store_stack(slot, &stack);
+    slot.priority.store(priority, Ordering::Relaxed);
+    slot.body.store(body as usize as u64, Ordering::Relaxed);
+    slot.arg.store(arg, Ordering::Relaxed);
+    slot.joiner.store(0, Ordering::Relaxed);
+    let sp = context::prepare_stack(&stack, thread_start, claim.index() as u64);
+    slot.saved_sp.store(sp, Ordering::Release);
+    let id = THREADS.publish(claim);
+    if queue {
+        masked(|| {
+            let preempt = SCHED.lock().enqueue(id, priority).unwrap_or(false);
+            if preempt {
+                schedule(true);
+            }
+        });
+    }
+    Ok(id)
+}
+
+use alloc::format;
+use alloc::string::String;
+
+/// Starts a kernel thread running `body(arg)` at `priority`; its return value is the exit code
+/// `join` collects.
+pub fn spawn(priority: u8, body: fn(u64) -> i64, arg: u64) -> Result<ThreadId, String> {
+    create(priority, body, arg, true)
+}
+
+/// First code of every thread, on its own stack, with interrupts masked.
+extern "C" fn thread_start(index: u64) -> ! {
+    finish_switch();
+    let slot = &PAYLOAD[index as usize];
+    let raw = slot.body.load(Ordering::Acquire) as usize;
+    // SAFETY: `body` was stored by `create` from a `fn(u64) -> i64` (the same slot, published
+    // before this thread could run), so the address is that function's.
+    let body: fn(u64) -> i64 = unsafe { core::mem::transmute::<usize, fn(u64) -> i64>(raw) };
+    let arg = slot.arg.load(Ordering::Relaxed);
+    Machine::restore_interrupts(true);
+    exit(body(arg))
+}
+
+/// Ends the current thread with `code`.
+pub fn exit(code: i64) -> ! {
+    Machine::disable_interrupts();
+    let me = current();
+    THREADS
+        .terminate(me, code)
+        .expect("the running thread terminates itself");
+    let joiner = payload(me).joiner.load(Ordering::Acquire);
+    if joiner != 0 {
+        wake(ThreadId::from_u64(joiner));
+    }
+    schedule(false);
+    unreachable!("a terminated thread was switched back to");
+}
+
+/// Waits for `id` to end and returns its exit code.
+pub fn join(id: ThreadId) -> Result<i64, ThreadError> {
+    let me = current();
+    loop {
+        let enabled = Machine::disable_interrupts();
+        // Registered before looking, so an exit that races with us always sees it.
+        payload(id).joiner.store(me.as_u64(), Ordering::Release);
+        let stack = load_stack(payload(id));
+        let outcome = THREADS.join(id);
+        match outcome {
+            Ok(JoinOutcome::Exited { code, reclaimed }) => {
+                Machine::restore_interrupts(enabled);
+                if reclaimed {
+                    free_stack(stack);
+                }
+                return Ok(code);
+            }
+            Ok(JoinOutcome::Running) => {
+                if THREADS.block(me) == Ok(true) {
+                    schedule(false);
+                }
+                Machine::restore_interrupts(enabled);
+            }
+            Err(e) => {
+                Machine::restore_interrupts(enabled);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// Makes `id` ready if it was blocked, queueing it; returns whether the CPU should reschedule.
+fn wake(id: ThreadId) -> bool {
+    if THREADS.wake(id) != Ok(true) {
+        return false;
+    }
+    ktrace::record(EventKind::Wake, id.as_u64(), current_raw());
+    let priority = payload(id).priority.load(Ordering::Relaxed);
+    SCHED.lock().enqueue(id, priority).unwrap_or(false)
+}
+
+/// Sleeps for at least `ns` nanoseconds.
+pub fn sleep_ns(ns: u64) {
+    let me = current();
+    let deadline = Machine::now_ns().saturating_add(ns);
+    masked(|| {
+        ktrace::record(EventKind::Sleep, me.as_u64(), ns);
+        while Machine::now_ns() < deadline {
+            let _ = TIMERS.lock().insert(me, deadline);
+            if THREADS.block(me) == Ok(true) {
+                schedule(false);
+            }
+        }
+        TIMERS.lock().cancel(me);
+    });
+}
+
+/// Switches to the next thread. Interrupts must be masked. `still_runnable`: the current thread
+/// goes back to its queue (preempted, yielded); otherwise it has blocked or terminated.
+fn schedule(still_runnable: bool) {
+    let prev = current();
+    let idle = ThreadId::from_u64(IDLE.load(Ordering::Relaxed));
+    let next = {
+        let mut sched = SCHED.lock();
+        match sched.switch_out(still_runnable && prev != idle) {
+            Some((id, _)) => id,
+            None => idle,
+        }
+    };
+    WATCHDOG.progress(Machine::cpu_id());
+    if next == prev {
+        return;
+    }
+    if still_runnable || prev == idle {
+        let _ = THREADS.preempt(prev);
+    }
+    THREADS
+        .start_running(next)
+        .expect("the scheduler picked a ready thread");
+    CURRENT.store(next.as_u64(), Ordering::Relaxed);
+    LEFT.store(prev.as_u64(), Ordering::Relaxed);
+    ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());
+    let save = payload(prev).saved_sp.as_ptr();
+    let next_sp = payload(next).saved_sp.load(Ordering::Acquire);
+    // SAFETY: interrupts are masked; `next_sp` was saved by `switch_context` when `next` last
+    // left its CPU (or set by `prepare_stack`), and `next` has not run since (it was queued, and
+    // a thread is queued once); its stack stays mapped until its slot is reclaimed, which needs
+    // `left_cpu` after it stops running. `save` is `prev`'s own payload word.
+    unsafe { context::switch_context(save, next_sp) };
+    finish_switch();
+}
+
+/// Runs on the new thread right after every switch: tells the table the previous thread left
+/// its CPU, and parks its stack if that reclaimed it.
+fn finish_switch() {
+    let left = LEFT.swap(0, Ordering::Relaxed);
+    if left == 0 {
+        return;
+    }
+    let left = ThreadId::from_u64(left);
+    let stack = load_stack(payload(left));
+    if THREADS.left_cpu(left) == Ok(true) {
+        let _ = DEAD_STACKS.lock().try_push(stack);
+    }
+}
+
+fn free_stack(stack: KernelStack) {
+    let mut frames = FRAMES.lock();
+    if let Some(frames) = frames.as_mut() {
+        Machine::free_kernel_stack(stack, frames);
+    }
+}
+
+/// Frees the stacks of reclaimed threads. Thread context only (takes the frame allocator).
+pub fn reap() {
+    let dead = masked(|| core::mem::take(&mut *DEAD_STACKS.lock()));
+    for stack in dead {
+        free_stack(stack);
+    }
+}
+
+/// Installs (or clears, with `None`) a function the tick calls in interrupt context (tests).
+pub fn set_tick_hook(hook: Option<fn()>) {
+    TICK_HOOK.store(hook.map_or(0, |f| f as usize as u64), Ordering::Release);
+}
+
+/// The timer interrupt: wakes sleepers, charges the slice, checks the watchdog, preempts.
+fn on_tick() {
+    let ticks = TICKS.fetch_add(1, Ordering::Relaxed);
+    ktrace::record(EventKind::Irq, 0, ticks);
+    if !RUNNING.load(Ordering::Acquire) {
+        return;
+    }
+    let now = Machine::now_ns();
+    let mut reschedule = false;
+    loop {
+        let expired = TIMERS.lock().pop_expired(now);
+        let Some(id) = expired else { break };
+        reschedule |= wake(id);
+    }
+    let (preempt, ready) = {
+        let mut sched = SCHED.lock();
+        (sched.tick(), !sched.queue().is_empty())
+    };
+    let hook = TICK_HOOK.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: only `set_tick_hook` stores here, from a `fn()`.
+        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook as usize) };
+        hook();
+    }
+    if let Some(stall) = WATCHDOG.check(Machine::cpu_id(), now, ready) {
+        report_stall(stall, now);
+    }
+    if (preempt || reschedule) && PREEMPT_OFF.load(Ordering::Relaxed) == 0 {
+        schedule(true);
+    }
+}
+
+/// Prints the watchdog's report: per-CPU state, the thread table, the last trace events.
+fn report_stall(stall: kernel_core::watchdog::Stall, now: u64) {
+    use core::fmt::Write;
+    let mut out = ktrace::RawConsole;
+    let _ = writeln!(out, "{stall}");
+    let _ = WATCHDOG.dump(
+        &mut out,
+        now,
+        |cpu, out| {
+            let current = ThreadId::from_u64(current_raw());
+            write!(
+                out,
+                "cpu{cpu} runs thread {current}, preemption off: {}",
+                PREEMPT_OFF.load(Ordering::Relaxed)
+            )
+        },
+        |out| {
+            for index in 0..MAX_THREADS {
+                let Some(info) = THREADS.slot_info(index) else {
+                    continue;
+                };
+                if info.state != kernel_core::thread::ThreadState::Free {
+                    writeln!(
+                        out,
+                        "[watchdog] thread {index}.{}: {:?}",
+                        info.generation, info.state
+                    )?;
+                }
+            }
+            Ok(())
+        },
+        |out| ktrace::TRACE.dump(out),
+    );
+    WATCHDOG_REPORTS.fetch_add(1, Ordering::Relaxed);
+}
+
+extern "C" fn idle_main(_: u64) -> ! {
+    loop {
+        Machine::disable_interrupts();
+        if SCHED.lock().queue().is_empty() {
+            Machine::wait_for_interrupt();
+        } else {
+            schedule(false);
+        }
+    }
+}
+
+fn idle_body(_: u64) -> i64 {
+    idle_main(0)
+}
+
+/// Starts the timer (the `timer` stage) and proves that ticks arrive.
+pub fn start_timer() -> Result<kernel_core::hal::TimerReport, String> {
+    let report = {
+        let mut frames = FRAMES.lock();
+        let frames = frames.as_mut().ok_or("no frame allocator")?;
+        Machine::init_timer(frames, TICK_HZ, on_tick)?
+    };
+    let start = TICKS.load(Ordering::Relaxed);
+    let begun = Machine::now_ns();
+    masked(|| {
+        while TICKS.load(Ordering::Relaxed) < start + 3 {
+            Machine::wait_for_interrupt();
+        }
+    });
+    let elapsed = Machine::now_ns() - begun;
+    if elapsed == 0 {
+        return Err("the monotonic clock does not advance".into());
+    }
+    Machine::restore_interrupts(true);
+    Ok(report)
+}
+
+/// Makes the running boot code a thread, creates the idle thread and starts scheduling (the
+/// `sched` stage), then proves it by running and joining one thread.
+pub fn start(boot_stack: KernelStack) -> Result<(), String> {
+    let claim = THREADS.claim().map_err(|e| format!("claim: {e}"))?;
+    let slot = &PAYLOAD[claim.index()];
+    store_stack(slot, &boot_stack);
+    slot.priority.store(NORMAL_PRIORITY, Ordering::Relaxed);
+    let boot = THREADS.publish(claim);
+    THREADS
+        .start_running(boot)
+        .map_err(|e| format!("boot thread: {e}"))?;
+    let idle = create(0, idle_body, 0, false)?;
+    masked(|| -> Result<(), String> {
+        SCHED
+            .lock()
+            .adopt(boot, NORMAL_PRIORITY)
+            .map_err(|e| format!("adopt: {e:?}"))?;
+        IDLE.store(idle.as_u64(), Ordering::Relaxed);
+        CURRENT.store(boot.as_u64(), Ordering::Relaxed);
+        RUNNING.store(true, Ordering::Release);
+        Ok(())
+    })?;
+    let probe = spawn(NORMAL_PRIORITY, |x| x as i64 * 2, 21)?;
+    match join(probe) {
+        Ok(42) => Ok(()),
+        other => Err(format!(
+            "a probe thread ended with {other:?}, expected Ok(42)"
+        )),
+    }
+}
