@@ -18,6 +18,8 @@ static PANICKING: AtomicBool = AtomicBool::new(false);
 
 #[panic_handler]
 fn panic(info: &PanicInfo<'_>) -> ! {
+    // Nothing may preempt the report: the tick could switch away in the middle of it.
+    Machine::disable_interrupts();
     if PANICKING.swap(true, Ordering::SeqCst) {
         Machine::console_write(b"\n[panic] nested panic while reporting a panic\n");
         Machine::exit(ExitStatus::Crashed);

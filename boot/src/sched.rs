@@ -200,6 +200,12 @@ pub fn exit(code: i64) -> ! {
 /// Waits for `id` to end and returns its exit code.
 pub fn join(id: ThreadId) -> Result<i64, ThreadError> {
     let me = current();
+    if id == me {
+        // Waiting for oneself would block forever.
+        return Err(ThreadError::WrongState {
+            found: kernel_core::thread::ThreadState::Running,
+        });
+    }
     loop {
         let enabled = Machine::disable_interrupts();
         // Registered before looking, so an exit that races with us always sees it.
