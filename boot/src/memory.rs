@@ -65,10 +65,8 @@ pub fn init_frames(info: &BootInfo) -> Result<(), &'static str> {
     let storage = ranges
         .take(bytes, FRAME_SIZE)
         .ok_or("no room for the frame bitmap")?;
-    // SAFETY: `storage` was just removed from the free ranges, so no frame allocator, heap or
-    // other boot structure owns it; it is RAM below `hhdm_limit`, so the HHDM maps it read-write;
-    // its start is frame aligned (so aligned for u64) and it holds at least `words` words. The
-    // slice lives for the rest of the kernel's life because those frames are never freed.
+    // SAFETY: `storage` was just taken out of the free ranges (nobody else owns it), lies below
+    // `hhdm_limit` (mapped RW), is frame aligned and holds `words` words; it is never freed.
     let bitmap =
         unsafe { core::slice::from_raw_parts_mut(phys_to_virt(storage.start) as *mut u64, words) };
     let mut allocator =

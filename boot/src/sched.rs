@@ -287,10 +287,8 @@ fn schedule(still_runnable: bool) {
     ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());
     let save = payload(prev).saved_sp.as_ptr();
     let next_sp = payload(next).saved_sp.load(Ordering::Acquire);
-    // SAFETY: interrupts are masked; `next_sp` was saved by `switch_context` when `next` last
-    // left its CPU (or set by `prepare_stack`), and `next` has not run since (it was queued, and
-    // a thread is queued once); its stack stays mapped until its slot is reclaimed, which needs
-    // `left_cpu` after it stops running. `save` is `prev`'s own payload word.
+    // SAFETY: interrupts are masked; `next_sp` is `next`'s last saved (or prepared) context, unrun
+    // since (queued once), on a stack mapped until `left_cpu` reclaims it; `save` is `prev`'s word.
     unsafe { context::switch_context(save, next_sp) };
     finish_switch();
 }

@@ -49,10 +49,8 @@ pub fn semihosting_trap_site() -> u64 {
 /// Ends the boot with `status`: QEMU exits with it (0 passed, 1 failed, 2 crashed).
 pub fn exit(status: ExitStatus) -> ! {
     let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, status as u64];
-    // SAFETY: SYS_EXIT_EXTENDED reads the two words at `block`, which is live and readable for
-    // the duration of the call, and does not return when semihosting is enabled. When it is
-    // not, the trap handler skips the `hlt` and the call returns with only x0 (and the x16/x17
-    // scratch registers the AAPCS64 lets a call clobber) changed.
+    // SAFETY: SYS_EXIT_EXTENDED only reads the live two-word `block`; without semihosting the trap
+    // handler skips the `hlt` and the call returns having changed only x0 and AAPCS64 scratch.
     unsafe { strait_semihosting_call(SYS_EXIT_EXTENDED, block.as_ptr() as u64) };
     serial::write(b"[exit] no semihosting (QEMU needs -semihosting to exit with a status)\n");
     if status == ExitStatus::Passed {

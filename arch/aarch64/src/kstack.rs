@@ -177,10 +177,8 @@ extern "C" fn stack_entry(entry: fn() -> !) -> ! {
 /// Switches to `stack` (a live stack from [`new_kernel_stack`]) and calls `entry` there.
 pub fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
     let slot = live_slot(stack);
-    // SAFETY: `slot.top` is the 16-byte aligned top of a mapped, otherwise unused kernel stack
-    // (the caller gives it to this CPU for good); `stack_entry` is an `extern "C"` function
-    // taking one pointer-sized argument in x0 and never returning, so abandoning the old stack
-    // and the clobbered registers is fine. x29 = x30 = 0 end the frame-record chain.
+    // SAFETY: `slot.top` is the aligned top of a mapped, unused stack given to this CPU for good;
+    // `stack_entry` never returns, so abandoning the old stack is fine; x29 = x30 = 0 ends backtraces.
     unsafe {
         core::arch::asm!(
             "mov sp, {top}",

@@ -187,10 +187,8 @@ fn read_stack_word(addr: u64) -> Option<u64> {
     if !in_image && !kstack::holds_stack_word(addr) {
         return None;
     }
-    // SAFETY: the word is aligned and lies either in the kernel image outside the two unmapped
-    // guard pages (the boot and the kernel's own tables map all of it readable for the kernel's
-    // life), or in a kernel stack that `kstack` marks mapped (it clears the mark before it
-    // unmaps the stack, and this CPU is the only one).
+    // SAFETY: the word is aligned and lies in the mapped kernel image (guard pages excluded) or in a
+    // stack `kstack` marks mapped (cleared before unmapping; one CPU runs), so the read cannot fault.
     Some(unsafe { core::ptr::read_volatile(addr as *const u64) })
 }
 

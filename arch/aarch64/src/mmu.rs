@@ -83,10 +83,8 @@ pub fn asid_count() -> u32 {
 /// and stack in use here translate identically (same output address, same 4 KiB page size) in
 /// both trees, and this sequence touches no other memory in between.
 pub fn switch_kernel_root(root: u64) {
-    // SAFETY: `root` is a complete kernel tree (caller contract above), so execution continues at
-    // the next instruction with the same code and stack; the barriers publish every table store
-    // before the switch and the local `tlbi vmalle1` (one CPU runs) removes the old tree's
-    // entries before anything else is translated.
+    // SAFETY: `root` is a complete kernel tree mapping this code and stack identically (caller
+    // contract); the barriers publish the tables first and `tlbi vmalle1` drops the old entries.
     unsafe {
         asm!(
             "dsb ish",

@@ -86,10 +86,8 @@ pub fn usable_base(base: u64) -> bool {
 }
 
 fn registers(virt: u64) -> &'static Pl011 {
-    // SAFETY: `virt` is only ever a value stored by `init`, the HHDM address of a PL011 register
-    // block inside the device window, which the boot tables map Device-nGnRnE and the kernel's
-    // own tables (`kernel_space` maps the console's page) after them, at the same address, for
-    // the kernel's whole life; the block is only accessed through volatile register accesses.
+    // SAFETY: `virt` is the HHDM address of the PL011 block stored by `init`, mapped Device memory
+    // at that address for the kernel's whole life, and only accessed with volatile register ops.
     unsafe { &*(virt as *const Pl011) }
 }
 

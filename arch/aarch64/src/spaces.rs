@@ -42,11 +42,8 @@ impl TableMemory for HhdmTables {
 
     fn write(&mut self, table: u64, index: usize, value: u64) {
         let entry = Self::entry(table, index);
-        // SAFETY: as in `read`, the entry is mapped, aligned RAM of a page table the caller owns
-        // (it serialises access to the tree). The first `dsb ishst` makes earlier table stores
-        // (a zeroed new table) visible to the walker before this one can link to them; the
-        // second makes this store visible; the `isb` makes this CPU's later instructions
-        // translate with it (a new kernel stack, a user page read right after mapping it).
+        // SAFETY: as in `read` (mapped, aligned table RAM the serialised caller owns); the two
+        // `dsb ishst` order this store after the zeroed table and publish it, `isb` applies it.
         unsafe {
             asm!(
                 "dsb ishst",

@@ -53,10 +53,8 @@ pub fn init() {
         (gdt, Selectors { code, data, tss })
     });
     gdt.load();
-    // SAFETY: (this and the four below) the selectors index descriptors of the GDT just loaded, which
-    // lives in a static for the rest of the kernel's life. The code selector names a 64-bit
-    // ring-0 code segment and the data selector a ring-0 data segment, so execution continues
-    // unchanged; the TSS selector names the TSS static above, which is never moved or freed.
+    // SAFETY: (this and the four below) the selectors index the static GDT just loaded: ring-0
+    // 64-bit code, ring-0 data, and the never-freed TSS, so execution continues unchanged.
     unsafe { CS::set_reg(selectors.code) };
     // SAFETY: see above.
     unsafe { SS::set_reg(selectors.data) };
