@@ -28,6 +28,7 @@ pub mod cmdline;
 pub mod console;
 pub mod frame_alloc;
 pub mod hal;
+pub mod id;
 pub mod ipc;
 pub mod lock;
 pub mod memory_map;

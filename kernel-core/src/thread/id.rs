@@ -7,61 +7,15 @@
 
 use core::fmt;
 
-/// The name of one thread: which slot it lives in and which occupancy of that slot it is.
-///
-/// The generation is bumped every time the slot is claimed, so an ID kept after its thread was
-/// reclaimed (and the slot reused) no longer matches the slot and is refused with
-/// [`ThreadError::Stale`]. Generation 0 is never handed out, so the raw value 0 is never a valid
-/// thread ID and can stand for "no thread" in a trace record or a register.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ThreadId(u64);
-
-impl ThreadId {
-    /// The ID of occupancy `generation` of slot `index`.
+crate::generational_id!(
+    /// The name of one thread: which slot it lives in and which occupancy of that slot it is.
     ///
-    /// Building an ID proves nothing: the table checks it on every use.
-    #[must_use]
-    pub const fn new(index: u32, generation: u32) -> Self {
-        Self(((generation as u64) << 32) | index as u64)
-    }
-
-    /// The slot index (what per-thread payload arrays are indexed by).
-    #[must_use]
-    pub const fn index(self) -> usize {
-        (self.0 & 0xffff_ffff) as usize
-    }
-
-    /// The generation: which occupancy of the slot this ID names.
-    #[must_use]
-    pub const fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
-
-    /// The packed form: generation in the high 32 bits, index in the low 32 bits.
-    #[must_use]
-    pub const fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    /// Unpacks [`as_u64`](Self::as_u64). Any value is accepted; whether it names a live thread is
-    /// for the table to say.
-    #[must_use]
-    pub const fn from_u64(raw: u64) -> Self {
-        Self(raw)
-    }
-}
-
-impl fmt::Display for ThreadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.index(), self.generation())
-    }
-}
-
-impl fmt::Debug for ThreadId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ThreadId({self})")
-    }
-}
+    /// The generation is bumped every time the slot is claimed, so an ID kept after its thread
+    /// was reclaimed (and the slot reused) no longer matches the slot and is refused with
+    /// [`ThreadError::Stale`]. Generation 0 is never handed out, so the raw value 0 is never a
+    /// valid thread ID and can stand for "no thread" in a trace record or a register.
+    ThreadId
+);
 
 /// Where a thread slot is in its life.
 ///
