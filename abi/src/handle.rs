@@ -22,6 +22,7 @@ use core::fmt;
 /// Building a handle proves nothing; user space normally only stores the handles the kernel
 /// returned.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[repr(transparent)]
 pub struct CapHandle(u64);
 
 impl CapHandle {

@@ -11,7 +11,9 @@
 //! - [`rights`]: what a capability allows ([`Rights`]);
 //! - [`object`]: the kinds of kernel object a capability can name ([`ObjectType`]);
 //! - [`handle`]: how a capability handle is encoded in one word ([`CapHandle`]);
-//! - [`error`]: the error codes ([`Error`]) and how a result travels in the result register.
+//! - [`error`]: the error codes ([`Error`]) and how a result travels in the result register;
+//! - [`fault`]: the message a pager receives when a thread faults, and the reply that resumes it;
+//! - [`init`]: what the initial process finds when it starts (the info page, fixed addresses).
 //!
 //! It must never depend on the kernel (`kernel-core` depends on it, and user programs must see
 //! the kernel only through this contract), never contain `unsafe` code (the inline assembly that
@@ -33,7 +35,9 @@
 #![deny(missing_docs)]
 
 pub mod error;
+pub mod fault;
 pub mod handle;
+pub mod init;
 pub mod message;
 pub mod object;
 pub mod regs;

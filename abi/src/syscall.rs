@@ -156,11 +156,31 @@ pub enum Syscall {
     /// returns). A thread blocked in IPC is withdrawn first: a message it was sending is not
     /// delivered, and callers waiting for its reply get `Killed`.
     ThreadKill = 25,
+    /// Waits for a thread to end: `a0` thread (`CONTROL`), `a7` timeout. → its exit code (the low
+    /// 32 bits of what it passed to [`ThreadExit`](Self::ThreadExit), zero-extended, so it is never
+    /// an error code). `Killed` if it was killed (by [`ThreadKill`](Self::ThreadKill), or by the
+    /// kernel after a fault nobody resolved). `WouldBlock`, `Timeout` as for `Recv`. Any number of
+    /// threads may wait for the same thread.
+    ThreadJoin = 26,
+    /// Sets the pager of an address space: `a0` address space (`CONTROL`), `a1` endpoint (`SEND`
+    /// and `CALL`), or [`CapHandle::NULL`](crate::CapHandle::NULL) for none. → 0. From then on a
+    /// fault of any thread in the space is a call on that endpoint (see [`crate::fault`]); with
+    /// no pager a faulting process is killed.
+    SetPager = 27,
+    /// Reports the result of a user test in the console protocol (`[test] NAME ok` or
+    /// `[test] NAME FAILED reason`), counted in the kernel's closing `[done]` line: `a0`/`a1`
+    /// name pointer and length (1..=64 bytes of `[a-z0-9_]`, else `InvalidArgument`), `a2` 0 for
+    /// passed, 1 for failed, `a3`/`a4` reason pointer and length (at most 200 bytes, ignored when
+    /// passed). → 0. Only the initial process (init) and processes it created may report.
+    TestReport = 28,
+    /// Reads the kernel's monotonic clock. → nanoseconds since boot. For timeouts and reports,
+    /// never for benchmarks (those read the cycle counter directly).
+    ClockNanos = 29,
 }
 
 impl Syscall {
     /// Every system call, in numeric order.
-    pub const ALL: [Syscall; 25] = [
+    pub const ALL: [Syscall; 29] = [
         Syscall::Null,
         Syscall::DebugWrite,
         Syscall::Yield,
@@ -186,6 +206,10 @@ impl Syscall {
         Syscall::ThreadCreate,
         Syscall::ThreadStart,
         Syscall::ThreadKill,
+        Syscall::ThreadJoin,
+        Syscall::SetPager,
+        Syscall::TestReport,
+        Syscall::ClockNanos,
     ];
 
     /// Decodes the number register; `None` (the kernel answers
@@ -234,6 +258,10 @@ impl Syscall {
             Self::ThreadCreate => "ThreadCreate",
             Self::ThreadStart => "ThreadStart",
             Self::ThreadKill => "ThreadKill",
+            Self::ThreadJoin => "ThreadJoin",
+            Self::SetPager => "SetPager",
+            Self::TestReport => "TestReport",
+            Self::ClockNanos => "ClockNanos",
         }
     }
 }

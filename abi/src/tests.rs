@@ -8,7 +8,7 @@ use crate::*;
 
 #[test]
 fn syscall_numbers_are_pinned() {
-    let pinned: [(Syscall, usize); 25] = [
+    let pinned: [(Syscall, usize); 29] = [
         (Syscall::Null, 1),
         (Syscall::DebugWrite, 2),
         (Syscall::Yield, 3),
@@ -34,6 +34,10 @@ fn syscall_numbers_are_pinned() {
         (Syscall::ThreadCreate, 23),
         (Syscall::ThreadStart, 24),
         (Syscall::ThreadKill, 25),
+        (Syscall::ThreadJoin, 26),
+        (Syscall::SetPager, 27),
+        (Syscall::TestReport, 28),
+        (Syscall::ClockNanos, 29),
     ];
     assert_eq!(pinned.len(), Syscall::ALL.len(), "pin every new syscall");
     for (syscall, number) in pinned {

@@ -1,0 +1,75 @@
+//! The fault protocol: how the kernel tells a pager that a thread faulted, and how the pager
+//! answers.
+//!
+//! Owns the layout of the fault message and the meaning of the reply. When a user thread takes a
+//! page fault or any other exception, the kernel makes a [`Call`](crate::Syscall::Call) on the
+//! faulting address space's pager endpoint (set with [`SetPager`](crate::Syscall::SetPager)) *on
+//! the thread's behalf*: the pager receives an ordinary message with a reply token, and the
+//! faulting thread stays blocked until the reply. It must never describe anything the kernel does
+//! not send: every value here is produced by the kernel's fault path.
+//!
+//! | slot | content |
+//! |------|---------|
+//! | info | label [`FAULT_LABEL`], length 4, no capability |
+//! | word 0 | [`FaultKind`] |
+//! | word 1 | the faulting data address ([`FaultKind::Page`]), else 0 |
+//! | word 2 | the instruction pointer of the faulting instruction |
+//! | word 3 | [`access`] bits ([`FaultKind::Page`]), else 0 |
+//! | badge | the badge of the endpoint capability given to `SetPager` (tells processes apart) |
+//!
+//! The reply's label decides: [`RESUME`] (0) resumes the thread at the faulting instruction
+//! (which runs again, so the pager must have fixed the cause, or the thread faults again); any
+//! other label kills the process with the kernel's one-line fault report. With no pager, a pager
+//! endpoint that is gone, or a pager that dies before replying, the process is killed the same way.
+
+/// The label of a fault message.
+pub const FAULT_LABEL: u32 = 0xFA17;
+
+/// The reply label that resumes the faulting thread.
+pub const RESUME: u32 = 0;
+
+/// What went wrong, in word 0 of a fault message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum FaultKind {
+    /// A memory access the page tables refused (not mapped, or not allowed).
+    Page = 1,
+    /// An instruction the CPU does not define (`ud2`, `udf`, an unknown opcode).
+    UndefinedInstruction = 2,
+    /// Any other exception: general protection, alignment, a breakpoint, arithmetic.
+    Other = 3,
+}
+
+impl FaultKind {
+    /// Decodes word 0; `None` for a value the kernel never sends.
+    #[must_use]
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        match raw {
+            1 => Some(Self::Page),
+            2 => Some(Self::UndefinedInstruction),
+            3 => Some(Self::Other),
+            _ => None,
+        }
+    }
+
+    /// A short lower-case name, for reports.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Page => "page fault",
+            Self::UndefinedInstruction => "undefined instruction",
+            Self::Other => "exception",
+        }
+    }
+}
+
+/// The bits of word 3 of a [`FaultKind::Page`] message.
+pub mod access {
+    /// The access was a write (else a read or an instruction fetch).
+    pub const WRITE: u64 = 1 << 0;
+    /// The access was an instruction fetch.
+    pub const EXECUTE: u64 = 1 << 1;
+    /// A page was mapped there, but not with the access needed (a protection fault rather than
+    /// a missing page).
+    pub const PRESENT: u64 = 1 << 2;
+}
