@@ -18,6 +18,7 @@ mod panic;
 mod platform;
 mod sched;
 mod selftests;
+mod user;
 
 use console::Console;
 use kernel_core::boot_info::BootInfo;
@@ -69,7 +70,7 @@ fn kernel_main() -> ! {
     }
 
     let report = {
-        let mut frames = memory::FRAMES.lock();
+        let mut frames = memory::FRAMES.lock_irqsave();
         let frames = frames.as_mut().expect("the frames stage succeeded");
         Machine::init_kernel_space(info, frames)
     };
@@ -90,13 +91,14 @@ fn kernel_main() -> ! {
     }
     // From here on the boot CPU runs on a stack with a guard page.
     let stack = {
-        let mut frames = memory::FRAMES.lock();
+        let mut frames = memory::FRAMES.lock_irqsave();
         let frames = frames.as_mut().expect("the frames stage succeeded");
         Machine::new_kernel_stack(frames, BOOT_STACK_OWNER)
     };
     match stack {
         Ok(stack) => {
             BOOT_TESTS.call_once(|| cmdline.tests);
+            BOOT_BENCH.call_once(|| cmdline.bench);
             BOOT_STACK.call_once(|| stack);
             Machine::run_on_stack(&stack, continue_on_guarded_stack)
         }
@@ -106,6 +108,8 @@ fn kernel_main() -> ! {
 
 /// The test selection, carried across the switch to the guarded boot stack.
 static BOOT_TESTS: Once<TestSelection<'static>> = Once::new();
+/// Whether this is a benchmark boot (`bench` on the command line).
+static BOOT_BENCH: Once<bool> = Once::new();
 /// The guarded boot stack, which becomes the boot thread's.
 static BOOT_STACK: Once<KernelStack> = Once::new();
 
@@ -145,13 +149,58 @@ fn continue_on_guarded_stack() -> ! {
         Err(reason) => fail_stage("sched", &reason, testing),
     }
 
-    if !testing {
-        kprintln!("[boot] up; there is nothing to run yet (no init), halting this CPU");
+    let bench = BOOT_BENCH.get().copied().unwrap_or(false);
+    match user::init()
+        .map_err(alloc::string::String::from)
+        .and_then(|()| user::loader::probe())
+    {
+        Ok(()) => {
+            let _ = protocol::stage(&mut Console::new(), "user", Ok(()));
+        }
+        Err(reason) => fail_stage("user", &reason, testing || bench),
+    }
+    let init = match user::loader::load_init(Machine::boot_info()) {
+        Ok(thread) => {
+            let _ = protocol::stage(&mut Console::new(), "init", Ok(()));
+            thread
+        }
+        Err(reason) => fail_stage("init", &reason, testing || bench),
+    };
+
+    let summary = if testing {
+        selftest::run_selected(
+            selftests::ALL,
+            &tests,
+            user::USER_TESTS,
+            &mut (),
+            &mut Console::new(),
+        )
+    } else {
+        selftest::Summary::default()
+    };
+    // User space runs after the kernel's own tests, so that their timing is not disturbed.
+    user::loader::start(init);
+    let exit = sched::join(init);
+    let (user_passed, user_failed) = user::loader::user_test_counts();
+    let mut failed = summary.failed + user_failed;
+    match exit {
+        Ok(0) => kprintln!("[init] exited with code 0"),
+        other => {
+            kprintln!("[init] ended with {other:?}");
+            if testing || bench {
+                let reason = alloc::format!("init ended with {other:?}");
+                let _ = protocol::test(&mut Console::new(), "init_exit", Err(&reason));
+                failed += 1;
+            }
+        }
+    }
+    if !(testing || bench) {
+        kprintln!("[boot] init has exited; halting this CPU");
         Machine::halt_forever();
     }
-    let summary = selftest::run_selected(selftests::ALL, &tests, &mut (), &mut Console::new());
-    let _ = protocol::done(&mut Console::new(), summary.passed, summary.failed);
-    Machine::exit(if summary.failed == 0 {
+    let passed = summary.passed + user_passed;
+    let _ = protocol::done(&mut Console::new(), passed, failed);
+    Machine::exit(if failed == 0 {
         ExitStatus::Passed
     } else {
         ExitStatus::Failed

@@ -30,8 +30,32 @@ const HEAP_ORDER: usize = 32;
 const HEAP_MIN_BYTES: u64 = 1 << 20;
 const HEAP_MAX_BYTES: u64 = 32 << 20;
 
+/// The kernel heap, with interrupts masked around every operation: system calls (which run
+/// masked) allocate, and may run right after a preempted kernel thread was interrupted inside
+/// the allocator; masking keeps a holder from ever being interrupted on its own CPU.
+struct MaskedHeap(LockedHeap<HEAP_ORDER>);
+
+// SAFETY: every method delegates to the `LockedHeap` (a sound allocator) with the same
+// arguments; masking interrupts around it changes no result.
+unsafe impl core::alloc::GlobalAlloc for MaskedHeap {
+    unsafe fn alloc(&self, layout: core::alloc::Layout) -> *mut u8 {
+        let enabled = Machine::disable_interrupts();
+        // SAFETY: the caller's contract for `alloc` is passed on unchanged.
+        let ptr = unsafe { self.0.alloc(layout) };
+        Machine::restore_interrupts(enabled);
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: core::alloc::Layout) {
+        let enabled = Machine::disable_interrupts();
+        // SAFETY: the caller's contract for `dealloc` is passed on unchanged.
+        unsafe { self.0.dealloc(ptr, layout) };
+        Machine::restore_interrupts(enabled);
+    }
+}
+
 #[global_allocator]
-static HEAP: LockedHeap<HEAP_ORDER> = LockedHeap::empty();
+static HEAP: MaskedHeap = MaskedHeap(LockedHeap::empty());
 
 /// The physical frame allocator (after the `frames` stage).
 pub static FRAMES: KLock<Option<FrameAllocator<'static>>> = KLock::new("frames", None);
@@ -89,13 +113,13 @@ pub fn init_frames(info: &BootInfo) -> Result<(), &'static str> {
     if allocator.free_frames() == 0 {
         return Err("no free frames after reservations");
     }
-    *FRAMES.lock() = Some(allocator);
+    *FRAMES.lock_irqsave() = Some(allocator);
     Ok(())
 }
 
 /// Gives the kernel heap a contiguous run of frames.
 pub fn init_heap() -> Result<(), &'static str> {
-    let mut frames = FRAMES.lock();
+    let mut frames = FRAMES.lock_irqsave();
     let allocator = frames.as_mut().ok_or("frame allocator missing")?;
     let free_bytes = allocator.free_frames() as u64 * FRAME_SIZE;
     let size = (free_bytes / 16).clamp(HEAP_MIN_BYTES, HEAP_MAX_BYTES);
@@ -107,7 +131,8 @@ pub fn init_heap() -> Result<(), &'static str> {
     // uses them, and they lie below `hhdm_limit`, so the HHDM maps them read-write. They are
     // given to the heap for good.
     unsafe {
-        HEAP.lock()
+        HEAP.0
+            .lock()
             .init(phys_to_virt(range.start) as usize, range.len() as usize)
     };
     crate::kprintln!("[heap] {} KiB at {}", range.len() >> 10, range);
@@ -116,12 +141,12 @@ pub fn init_heap() -> Result<(), &'static str> {
 
 /// Bytes currently allocated from the kernel heap (what the user asked for).
 pub fn heap_bytes_in_use() -> usize {
-    HEAP.lock().stats_alloc_user()
+    masked_heap_stats()
 }
 
 /// Sets up the TLB-tag allocator for user address spaces once the kernel tables are live.
 pub fn init_address_spaces(report: KernelSpaceReport) {
-    *ASIDS.lock() = AsidAllocator::new(report.tlb_tags);
+    *ASIDS.lock_irqsave() = AsidAllocator::new(report.tlb_tags);
 }
 
 /// Hands the frames above the boot HHDM limit to the allocator, then proves the kernel's HHDM
@@ -159,7 +184,7 @@ pub fn release_and_check_hhdm(info: &BootInfo) -> Result<(), String> {
 /// user-copy path, switches back and destroys it; every frame must come back.
 pub fn address_space_smoke_test() -> Result<(), String> {
     const USER_VA: u64 = 0x40_0000;
-    let mut frames = FRAMES.lock();
+    let mut frames = FRAMES.lock_irqsave();
     let frames = frames.as_mut().ok_or("no frame allocator")?;
     let before = frames.free_frames();
     let space = UserSpace::create(frames).map_err(|e| format!("create: {e}"))?;
@@ -172,7 +197,7 @@ pub fn address_space_smoke_test() -> Result<(), String> {
     let checked = if translated != Some(frame) {
         Err(format!("translate gave {translated:x?}, mapped {frame:#x}"))
     } else {
-        space.switch_to(&mut ASIDS.lock());
+        space.switch_to(&mut ASIDS.lock_irqsave());
         let written = *b"strait address space";
         let mut read = [0u8; 20];
         let result = Machine::copy_to_user(USER_VA, &written)
@@ -195,4 +220,11 @@ pub fn address_space_smoke_test() -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+fn masked_heap_stats() -> usize {
+    let enabled = Machine::disable_interrupts();
+    let bytes = HEAP.0.lock().stats_alloc_user();
+    Machine::restore_interrupts(enabled);
+    bytes
 }

@@ -19,8 +19,9 @@ use crate::ktrace::{self, KLock};
 use crate::memory::FRAMES;
 use crate::platform::{Machine, context};
 use arrayvec::ArrayVec;
+use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use kernel_core::hal::{KernelStack, Platform};
+use kernel_core::hal::{FpArea, KernelStack, Platform, UserMode};
 use kernel_core::sched::{CpuScheduler, TimerQueue};
 use kernel_core::thread::{JoinOutcome, MAX_THREADS, ThreadError, ThreadId, ThreadTable};
 use kernel_core::trace::EventKind;
@@ -37,8 +38,9 @@ pub static THREADS: ThreadTable = ThreadTable::new();
 static SCHED: KLock<CpuScheduler> = KLock::new("run queues", CpuScheduler::new());
 /// Sleeping threads by deadline. Locked with interrupts masked only.
 static TIMERS: KLock<TimerQueue> = KLock::new("timer queue", TimerQueue::new());
-/// Stacks of reclaimed threads, waiting to be freed in thread context. Interrupts masked only.
-static DEAD_STACKS: KLock<ArrayVec<KernelStack, MAX_THREADS>> =
+/// Stacks (and process references) of reclaimed threads, waiting to be freed in thread context.
+/// Interrupts masked only.
+static DEAD_STACKS: KLock<ArrayVec<(KernelStack, u64), MAX_THREADS>> =
     KLock::new("dead stacks", ArrayVec::new_const());
 /// Notices a CPU that stops scheduling while threads are ready.
 pub static WATCHDOG: Watchdog<1> = Watchdog::new();
@@ -52,6 +54,19 @@ struct Payload {
     arg: AtomicU64,
     /// Raw ID of the thread waiting in `join` for this one (0: none).
     joiner: AtomicU64,
+    /// Top of the kernel stack of a user thread, whose frame and FP area lie below it (0: a
+    /// kernel thread).
+    user_top: AtomicU64,
+    /// A user thread's process: a pointer from `Arc::into_raw`, one strong count owned by the
+    /// thread, given back by `reap` after the slot is reclaimed (0: none).
+    process: AtomicU64,
+    /// Someone killed this thread: it ends itself the next time it runs in the kernel.
+    kill_pending: AtomicBool,
+    /// A user thread's entry point, initial stack pointer and `a0`, for its first entry into
+    /// user mode.
+    user_entry: AtomicU64,
+    user_sp: AtomicU64,
+    user_arg: AtomicU64,
 }
 
 static PAYLOAD: [Payload; MAX_THREADS] = [const {
@@ -62,8 +77,42 @@ static PAYLOAD: [Payload; MAX_THREADS] = [const {
         body: AtomicU64::new(0),
         arg: AtomicU64::new(0),
         joiner: AtomicU64::new(0),
+        user_top: AtomicU64::new(0),
+        process: AtomicU64::new(0),
+        kill_pending: AtomicBool::new(false),
+        user_entry: AtomicU64::new(0),
+        user_sp: AtomicU64::new(0),
+        user_arg: AtomicU64::new(0),
     }
 }; MAX_THREADS];
+/// The process whose address space is active on this CPU (a `Process` pointer; 0: the kernel's).
+static ACTIVE_PROCESS: AtomicU64 = AtomicU64::new(0);
+
+/// The FP/SIMD state of each thread slot's user thread, while it is switched out.
+struct FpAreas([UnsafeCell<FpArea>; MAX_THREADS]);
+
+// SAFETY: a slot's area is touched only by that slot's claimer before it is published and by the
+// switches into and out of its thread, which run with interrupts masked on the one CPU that runs
+// it: never two at a time.
+unsafe impl Sync for FpAreas {}
+
+static FP_AREAS: FpAreas =
+    FpAreas([const { UnsafeCell::new(FpArea([0; kernel_core::hal::FP_AREA_BYTES])) }; MAX_THREADS]);
+
+/// The FP area of slot `index`.
+///
+/// # Safety
+/// The caller must be the only one touching that slot's area (see `FpAreas`).
+#[allow(clippy::mut_from_ref)]
+unsafe fn fp_area(index: usize) -> &'static mut FpArea {
+    // SAFETY: guaranteed by the caller.
+    unsafe { &mut *FP_AREAS.0[index].get() }
+}
+
+/// The slot index of a payload (its position in `PAYLOAD`).
+fn slot_index(slot: &Payload) -> usize {
+    (slot as *const Payload as usize - PAYLOAD.as_ptr() as usize) / size_of::<Payload>()
+}
 
 /// Raw ID of the thread running on this CPU (0 before the scheduler starts).
 static CURRENT: AtomicU64 = AtomicU64::new(0);
@@ -126,17 +175,43 @@ fn masked<R>(f: impl FnOnce() -> R) -> R {
 
 /// Claims a slot and gives it a stack and an initial frame that runs `thread_start`.
 fn create(priority: u8, body: fn(u64) -> i64, arg: u64, queue: bool) -> Result<ThreadId, String> {
+    create_with(priority, body, arg, queue, None)
+}
+
+/// [`create`], and for a user thread (`process` from `Arc::into_raw`, owned by the thread from
+/// here on, also on failure) the user area reserved at the top of its stack.
+fn create_with(
+    priority: u8,
+    body: fn(u64) -> i64,
+    arg: u64,
+    queue: bool,
+    process: Option<u64>,
+) -> Result<ThreadId, String> {
     reap();
-    let claim = THREADS.claim().map_err(|e| format!("claim: {e}"))?;
+    let give_back = |process: Option<u64>| {
+        if let Some(process) = process {
+            crate::user::release_process_ref(process);
+        }
+    };
+    let claim = match THREADS.claim() {
+        Ok(claim) => claim,
+        Err(e) => {
+            give_back(process);
+            return Err(format!("claim: {e}"));
+        }
+    };
     let stack = {
-        let mut frames = FRAMES.lock();
-        let frames = frames.as_mut().ok_or("no frame allocator")?;
-        Machine::new_kernel_stack(frames, claim.id().as_u64())
+        let mut frames = FRAMES.lock_irqsave();
+        match frames.as_mut() {
+            Some(frames) => Machine::new_kernel_stack(frames, claim.id().as_u64()),
+            None => Err(kernel_core::paging::MapError::OutOfFrames),
+        }
     };
     let stack = match stack {
         Ok(stack) => stack,
         Err(e) => {
             THREADS.abandon(claim);
+            give_back(process);
             return Err(format!("kernel stack: {e}"));
         }
     };
@@ -146,7 +221,18 @@ fn create(priority: u8, body: fn(u64) -> i64, arg: u64, queue: bool) -> Result<T
     slot.body.store(body as usize as u64, Ordering::Relaxed);
     slot.arg.store(arg, Ordering::Relaxed);
     slot.joiner.store(0, Ordering::Relaxed);
-    let sp = context::prepare_stack(&stack, thread_start, claim.index() as u64);
+    slot.kill_pending.store(false, Ordering::Relaxed);
+    slot.process.store(process.unwrap_or(0), Ordering::Relaxed);
+    let mut kernel_part = stack;
+    if process.is_some() {
+        slot.user_top.store(stack.top, Ordering::Relaxed);
+        kernel_part.top -= <Machine as UserMode>::USER_AREA_BYTES;
+        // SAFETY: the slot is ours (`Initializing`): nobody else touches its FP area.
+        Machine::init_fp(unsafe { fp_area(claim.index()) });
+    } else {
+        slot.user_top.store(0, Ordering::Relaxed);
+    }
+    let sp = context::prepare_stack(&kernel_part, thread_start, claim.index() as u64);
     slot.saved_sp.store(sp, Ordering::Release);
     let id = THREADS.publish(claim);
     if queue {
@@ -217,6 +303,7 @@ pub fn join(id: ThreadId) -> Result<i64, ThreadError> {
                 Machine::restore_interrupts(enabled);
                 if reclaimed {
                     free_stack(stack);
+                    release_slot_process(id);
                 }
                 return Ok(code);
             }
@@ -285,12 +372,40 @@ fn schedule(still_runnable: bool) {
     CURRENT.store(next.as_u64(), Ordering::Relaxed);
     LEFT.store(prev.as_u64(), Ordering::Relaxed);
     ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());
+    switch_user_state(payload(prev), payload(next));
     let save = payload(prev).saved_sp.as_ptr();
     let next_sp = payload(next).saved_sp.load(Ordering::Acquire);
     // SAFETY: interrupts are masked; `next_sp` is `next`'s last saved (or prepared) context, unrun
     // since (queued once), on a stack mapped until `left_cpu` reclaims it; `save` is `prev`'s word.
     unsafe { context::switch_context(save, next_sp) };
     finish_switch();
+}
+
+/// Saves the user state `prev` leaves in the CPU (FP/SIMD) and loads `next`'s: its FP/SIMD
+/// registers, the kernel stack its next entry from user mode lands on, and its address space.
+/// A kernel thread runs on the kernel's own address space, so no dying process's tables stay
+/// active behind it. Interrupts masked.
+fn switch_user_state(prev: &Payload, next: &Payload) {
+    if prev.user_top.load(Ordering::Relaxed) != 0 {
+        // SAFETY: only the switches of a thread touch its FP area, with interrupts masked, and
+        // this is `prev`'s.
+        Machine::save_fp(unsafe { fp_area(slot_index(prev)) });
+    }
+    let next_top = next.user_top.load(Ordering::Relaxed);
+    let next_process = next.process.load(Ordering::Relaxed);
+    if next_top != 0 {
+        // SAFETY: as above, for the thread about to run.
+        Machine::restore_fp(unsafe { fp_area(slot_index(next)) });
+        Machine::set_user_entry_stack(next_top);
+    }
+    if ACTIVE_PROCESS.load(Ordering::Relaxed) != next_process {
+        ACTIVE_PROCESS.store(next_process, Ordering::Relaxed);
+        if next_process == 0 {
+            Machine::activate_kernel_space();
+        } else {
+            crate::user::activate_process(next_process);
+        }
+    }
 }
 
 /// Runs on the new thread right after every switch: tells the table the previous thread left
@@ -302,13 +417,14 @@ fn finish_switch() {
     }
     let left = ThreadId::from_u64(left);
     let stack = load_stack(payload(left));
+    let process = payload(left).process.load(Ordering::Relaxed);
     if THREADS.left_cpu(left) == Ok(true) {
-        let _ = DEAD_STACKS.lock().try_push(stack);
+        let _ = DEAD_STACKS.lock().try_push((stack, process));
     }
 }
 
 fn free_stack(stack: KernelStack) {
-    let mut frames = FRAMES.lock();
+    let mut frames = FRAMES.lock_irqsave();
     if let Some(frames) = frames.as_mut() {
         Machine::free_kernel_stack(stack, frames);
     }
@@ -317,8 +433,11 @@ fn free_stack(stack: KernelStack) {
 /// Frees the stacks of reclaimed threads. Thread context only (takes the frame allocator).
 pub fn reap() {
     let dead = masked(|| core::mem::take(&mut *DEAD_STACKS.lock()));
-    for stack in dead {
+    for (stack, process) in dead {
         free_stack(stack);
+        if process != 0 {
+            crate::user::release_process_ref(process);
+        }
     }
 }
 
@@ -357,6 +476,200 @@ fn on_tick() {
     if (preempt || reschedule) && PREEMPT_OFF.load(Ordering::Relaxed) == 0 {
         schedule(true);
     }
+    // User threads only take interrupts in user mode (system calls run masked), so a killed
+    // user thread that was preempted ends here, before it returns to user mode.
+    if kill_requested() && payload(current()).user_top.load(Ordering::Relaxed) != 0 {
+        crate::user::exit_killed();
+    }
+}
+
+/// The exit code of a killed thread (never a user exit code, which is 32 bits).
+pub const KILLED_EXIT_CODE: i64 = i64::MIN;
+
+/// Whether someone killed the running thread.
+pub fn kill_requested() -> bool {
+    payload(current()).kill_pending.load(Ordering::Acquire)
+}
+
+/// Marks `id` killed and wakes it if it was blocked; it ends itself when it next runs in the
+/// kernel (a user thread not started yet is started for that). Interrupts masked.
+pub fn request_kill(id: ThreadId) {
+    payload(id).kill_pending.store(true, Ordering::Release);
+    if wake(id) && current() != id {
+        schedule(true);
+    }
+}
+
+/// Gives back the process reference of a slot that a join reclaimed.
+fn release_slot_process(id: ThreadId) {
+    let process = payload(id).process.swap(0, Ordering::Relaxed);
+    if process != 0 {
+        crate::user::release_process_ref(process);
+    }
+}
+
+/// Wakes `id` if it is blocked (an IPC partner, a joiner, a notification waiter) and switches
+/// to it at once if it should preempt the current thread. Interrupts masked.
+pub fn wake_thread(id: ThreadId) {
+    if wake(id) {
+        schedule(true);
+    }
+}
+
+/// Blocks the current thread until [`wake_thread`] or, with a `deadline`, until then. Returns
+/// whether the deadline passed. A wake that came before the block is not lost (the slot's
+/// wake-pending bit). Interrupts masked.
+pub fn block_current(deadline: Option<u64>) -> bool {
+    let me = current();
+    if let Some(deadline) = deadline {
+        if Machine::now_ns() >= deadline {
+            return true;
+        }
+        let _ = TIMERS.lock().insert(me, deadline);
+    }
+    if THREADS.block(me) == Ok(true) {
+        schedule(false);
+    }
+    let expired = deadline.is_some_and(|d| Machine::now_ns() >= d);
+    if deadline.is_some() {
+        TIMERS.lock().cancel(me);
+    }
+    expired
+}
+
+/// The IPC fast path: blocks the current thread and runs `next` (blocked until now, its reply or
+/// message already written into its registers) straight away, without the run queue, on what is
+/// left of the current time slice. Falls back to an ordinary wake and block if `next` is not
+/// blocked or a ready thread has a higher priority. Interrupts masked.
+pub fn block_and_switch_to(next: ThreadId) {
+    let me = current();
+    let prio = payload(next).priority.load(Ordering::Relaxed);
+    let direct = {
+        let sched = SCHED.lock();
+        sched.queue().highest_priority().is_none_or(|p| p <= prio)
+    };
+    if direct && THREADS.block(me) == Ok(true) {
+        if THREADS.wake(next) == Ok(true) {
+            SCHED.lock().hand_off(next, prio);
+            switch_to_current(me, next);
+            return;
+        }
+        // `next` was not blocked: run whoever is next, `next` included when it is ready.
+        schedule(false);
+        return;
+    }
+    let _ = wake(next);
+    if THREADS.block(me) == Ok(true) {
+        schedule(false);
+    }
+}
+
+/// Switches from `prev` (blocked) to `next`, which the scheduler already made current.
+fn switch_to_current(prev: ThreadId, next: ThreadId) {
+    WATCHDOG.progress(Machine::cpu_id());
+    THREADS
+        .start_running(next)
+        .expect("a handed-off thread was made ready");
+    CURRENT.store(next.as_u64(), Ordering::Relaxed);
+    LEFT.store(prev.as_u64(), Ordering::Relaxed);
+    ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());
+    switch_user_state(payload(prev), payload(next));
+    let save = payload(prev).saved_sp.as_ptr();
+    let next_sp = payload(next).saved_sp.load(Ordering::Acquire);
+    // SAFETY: as in `schedule`: interrupts are masked, `next_sp` is `next`'s last saved
+    // context (it was blocked, so switched out and not resumed since), `save` is `prev`'s.
+    unsafe { context::switch_context(save, next_sp) };
+    finish_switch();
+}
+
+/// Gives the rest of the slice to the next ready thread of the same or higher priority.
+/// Interrupts masked.
+pub fn yield_now() {
+    schedule(true);
+}
+
+/// Creates a user thread of `process` (a pointer from `Arc::into_raw` whose strong count the
+/// thread now owns) that enters user mode at `entry` with stack `sp` and `a0` = `arg`. It does
+/// not run until [`start`](start_thread)ed.
+pub fn create_user_thread(
+    process: u64,
+    priority: u8,
+    entry: u64,
+    sp: u64,
+    arg: u64,
+) -> Result<ThreadId, String> {
+    let id = create_with(priority, user_thread_body, 0, false, Some(process))?;
+    let slot = payload(id);
+    slot.user_entry.store(entry, Ordering::Relaxed);
+    slot.user_arg.store(arg, Ordering::Relaxed);
+    slot.user_sp.store(sp, Ordering::Release);
+    Ok(id)
+}
+
+/// Queues a thread made by [`create_user_thread`]. Interrupts masked.
+pub fn start_thread(id: ThreadId) {
+    let priority = payload(id).priority.load(Ordering::Relaxed);
+    if SCHED.lock().enqueue(id, priority).unwrap_or(false) {
+        schedule(true);
+    }
+}
+
+/// First code of a user thread (the `body` `thread_start` calls): enters user mode.
+fn user_thread_body(_: u64) -> i64 {
+    Machine::disable_interrupts();
+    let slot = payload(current());
+    if slot.kill_pending.load(Ordering::Acquire) {
+        crate::user::exit_killed();
+    }
+    let entry = slot.user_entry.load(Ordering::Relaxed);
+    let arg = slot.user_arg.load(Ordering::Relaxed);
+    let sp = slot.user_sp.load(Ordering::Acquire);
+    let top = slot.user_top.load(Ordering::Relaxed);
+    crate::user::note_first_entry();
+    Machine::enter_user(top, entry, sp, arg)
+}
+
+/// The user-stack top of `id` (0 for a kernel thread).
+pub fn user_top_of(id: ThreadId) -> u64 {
+    payload(id).user_top.load(Ordering::Relaxed)
+}
+
+/// The process of `id` (a `Process` pointer, 0 for a kernel thread).
+pub fn process_of(id: ThreadId) -> u64 {
+    payload(id).process.load(Ordering::Relaxed)
+}
+
+/// Registers `me` as the one thread waiting for `id` to end; false if another already waits.
+pub fn set_joiner(id: ThreadId, me: ThreadId) -> bool {
+    match payload(id)
+        .joiner
+        .compare_exchange(0, me.as_u64(), Ordering::AcqRel, Ordering::Acquire)
+    {
+        Ok(_) => true,
+        Err(current) => current == me.as_u64(),
+    }
+}
+
+/// Withdraws `me` as `id`'s joiner (a timed-out join).
+pub fn clear_joiner(id: ThreadId, me: ThreadId) {
+    let _ =
+        payload(id)
+            .joiner
+            .compare_exchange(me.as_u64(), 0, Ordering::AcqRel, Ordering::Acquire);
+}
+
+/// Reclaim bookkeeping after a user join saw `id` exited: frees its stack if the join reclaimed
+/// the slot. `stack` was read before the join.
+pub fn finish_user_join(id: ThreadId, stack: KernelStack, reclaimed: bool) {
+    if reclaimed {
+        free_stack(stack);
+        release_slot_process(id);
+    }
+}
+
+/// The kernel stack of `id` as recorded in its slot.
+pub fn stack_of(id: ThreadId) -> KernelStack {
+    load_stack(payload(id))
 }
 
 /// Prints the watchdog's report: per-CPU state, the thread table, the last trace events.
@@ -413,7 +726,7 @@ fn idle_body(_: u64) -> i64 {
 /// Starts the timer (the `timer` stage) and proves that ticks arrive.
 pub fn start_timer() -> Result<kernel_core::hal::TimerReport, String> {
     let report = {
-        let mut frames = FRAMES.lock();
+        let mut frames = FRAMES.lock_irqsave();
         let frames = frames.as_mut().ok_or("no frame allocator")?;
         Machine::init_timer(frames, TICK_HZ, on_tick)?
     };

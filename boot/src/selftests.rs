@@ -151,7 +151,7 @@ fn read_frame_word(phys: u64) -> u64 {
 /// Allocates 256 frames, checks they are distinct, aligned and writable, frees them, and checks
 /// that the free count returns exactly and that freeing twice is refused.
 fn frames_alloc_free(_: &mut ()) -> Result<(), String> {
-    let mut guard = FRAMES.lock();
+    let mut guard = FRAMES.lock_irqsave();
     let frames = guard.as_mut().ok_or("no frame allocator")?;
     let before = frames.free_frames();
     let mut taken = Vec::new();
@@ -195,7 +195,7 @@ fn frames_alloc_free(_: &mut ()) -> Result<(), String> {
 /// Takes every free frame, chaining them through their first word, then walks the chain to
 /// free them all. A frame handed out twice would break the chain; a leak would show in the count.
 fn frames_exhaust(_: &mut ()) -> Result<(), String> {
-    let mut guard = FRAMES.lock();
+    let mut guard = FRAMES.lock_irqsave();
     let frames = guard.as_mut().ok_or("no frame allocator")?;
     let before = frames.free_frames();
     let mut head = 0u64; // 0 ends the chain: frame 0 is never free (reserved on both machines).

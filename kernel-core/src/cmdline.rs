@@ -49,6 +49,8 @@ pub struct Cmdline<'a> {
     pub rejected: ArrayVec<&'a str, MAX_REJECTED>,
     /// True when more words were rejected than [`MAX_REJECTED`].
     pub rejected_overflow: bool,
+    /// The word `bench`: a benchmark boot (init runs the benchmarks; `cargo xtask bench`).
+    pub bench: bool,
 }
 
 impl<'a> Cmdline<'a> {
@@ -66,6 +68,7 @@ impl<'a> Cmdline<'a> {
             tests: TestSelection::None,
             rejected: ArrayVec::new(),
             rejected_overflow: false,
+            bench: false,
         };
         for word in line.split_ascii_whitespace() {
             if !cmdline.apply(word) && cmdline.rejected.try_push(word).is_err() {
@@ -81,6 +84,10 @@ impl<'a> Cmdline<'a> {
         // part of a test name echoed back on the console protocol.
         if !word.bytes().all(|b| b.is_ascii_graphic()) {
             return false;
+        }
+        if word == "bench" {
+            self.bench = true;
+            return true;
         }
         let Some((key, value)) = word.split_once('=') else {
             return false;
@@ -101,6 +108,16 @@ mod tests {
     use super::*;
     use std::string::String;
     use std::vec::Vec;
+
+    #[test]
+    fn bench_is_a_known_word() {
+        let cmdline = Cmdline::parse("bench test=all");
+        assert!(cmdline.bench);
+        assert_eq!(cmdline.tests, TestSelection::All);
+        assert!(cmdline.rejected.is_empty());
+        assert!(!Cmdline::parse("benchmark").bench);
+        assert!(!Cmdline::parse("bench=1").bench);
+    }
 
     fn rejected<'a>(cmdline: &Cmdline<'a>) -> Vec<&'a str> {
         cmdline.rejected.iter().copied().collect()

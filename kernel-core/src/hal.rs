@@ -102,7 +102,7 @@ pub const BOOT_STACK_OWNER: u64 = u64::MAX;
 ///
 /// Implemented by a zero-sized type in each arch crate. Methods are associated functions (no
 /// `self`) because there is exactly one machine.
-pub trait Platform {
+pub trait Platform: UserMode {
     /// Short architecture name printed on the console (`x86_64`, `aarch64`).
     const NAME: &'static str;
 
@@ -199,4 +199,102 @@ pub trait Platform {
 
     /// Stops this CPU for good with interrupts masked (a normal boot with nothing left to do).
     fn halt_forever() -> !;
+}
+
+/// Bytes of per-thread FP/SIMD state an architecture may keep in an [`FpArea`].
+pub const FP_AREA_BYTES: usize = 560;
+
+/// Storage for one user thread's FP/SIMD state (and, where an architecture has one, its user
+/// thread-pointer register), saved when the thread is switched out and restored when it is
+/// switched back in. Only the arch crate interprets the bytes; 16-byte aligned as `fxsave` and
+/// `stp q` need.
+#[derive(Clone)]
+#[repr(C, align(16))]
+pub struct FpArea(pub [u8; FP_AREA_BYTES]);
+
+impl core::fmt::Debug for FpArea {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FpArea")
+    }
+}
+
+/// What went wrong in a user-mode exception, decoded by the arch crate into the terms of the
+/// fault protocol ([`abi::fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserFault {
+    /// The kind of exception.
+    pub kind: abi::fault::FaultKind,
+    /// The data address of a page fault (0 otherwise).
+    pub address: u64,
+    /// [`abi::fault::access`] bits of a page fault (0 otherwise).
+    pub access: u64,
+    /// The instruction that faulted.
+    pub pc: u64,
+    /// A short machine-specific detail for the kill report (vector or syndrome).
+    pub detail: u64,
+}
+
+/// A user thread's saved registers (the frame at the top of its kernel stack), seen through the
+/// argument slots of [`abi::regs`]. Implemented by each arch crate's trap frame.
+pub trait UserRegisters {
+    /// The syscall number register (valid on syscall entry).
+    fn syscall_number(&self) -> u64;
+    /// Argument slot `index` (`a0..a8`).
+    fn slot(&self, index: usize) -> u64;
+    /// Writes argument slot `index` (an output slot).
+    fn set_slot(&mut self, index: usize, value: u64);
+    /// Writes the result register.
+    fn set_result(&mut self, value: u64);
+    /// Where the thread resumes.
+    fn pc(&self) -> u64;
+    /// The user stack pointer.
+    fn user_sp(&self) -> u64;
+}
+
+/// The user-mode services of an architecture: entering user mode, taking system calls and user
+/// exceptions, and keeping each user thread's full register state, FP/SIMD included.
+///
+/// A user thread has a kernel stack whose top holds its [`UserFrame`](Self::UserFrame) (the
+/// registers saved on every entry from user mode, where the CPU puts them); the kernel runs below
+/// it. [`USER_AREA_BYTES`](Self::USER_AREA_BYTES) is what to reserve. Its [`FpArea`] lives
+/// elsewhere (the kernel keeps one per thread slot): code running on the stack below the frame
+/// would overwrite anything kept there.
+pub trait UserMode {
+    /// The saved registers of a user thread.
+    type UserFrame: UserRegisters;
+
+    /// Bytes at the top of a user thread's kernel stack holding its frame.
+    const USER_AREA_BYTES: u64;
+
+    /// Installs the system-call entry and turns on the FP/SIMD unit for user mode. `syscall`
+    /// runs for every system call, `fault` for every user exception; both run on the thread's
+    /// kernel stack with interrupts masked and may switch threads. Whatever they leave in the
+    /// frame is what user mode resumes with.
+    fn init_user_mode(
+        syscall: fn(&mut Self::UserFrame),
+        fault: fn(&mut Self::UserFrame, UserFault),
+    ) -> Result<(), &'static str>;
+
+    /// The frame of the user thread whose kernel stack ends at `stack_top`.
+    fn user_frame(stack_top: u64) -> *mut Self::UserFrame;
+
+    /// Fills `area` with the state a new thread starts with (everything zero, default control
+    /// registers).
+    fn init_fp(area: &mut FpArea);
+
+    /// Saves the live FP/SIMD state of this CPU into `area`.
+    fn save_fp(area: &mut FpArea);
+
+    /// Loads `area` into this CPU's FP/SIMD registers.
+    fn restore_fp(area: &FpArea);
+
+    /// Tells the CPU which kernel stack the next entry from user mode lands on (TSS.RSP0 and
+    /// the syscall stack on x86_64; nothing on AArch64, where SP_EL1 already is that stack).
+    fn set_user_entry_stack(stack_top: u64);
+
+    /// Enters user mode for the first time on the current kernel stack (whose top is
+    /// `stack_top`): pc `entry`, stack pointer `sp`, slot `a0` = `arg`, every other register
+    /// zero, interrupts enabled. Never returns: later entries into the kernel arrive through
+    /// the handlers of [`init_user_mode`](Self::init_user_mode).
+    fn enter_user(stack_top: u64, entry: u64, sp: u64, arg: u64) -> !;
 }

@@ -1,8 +1,9 @@
 //! The two target architectures and every per-architecture constant the host tool needs.
 //!
-//! Owns: the names used on the command line and in file names, the Rust target and its
-//! `RUSTFLAGS` variable, the QEMU binary, the default machine and CPU, and how to tell the
-//! architecture of a kernel address. Nothing else in xtask spells a target triple.
+//! Owns: the names used on the command line and in file names, the Rust targets of the kernel and
+//! of user programs and their `RUSTFLAGS` variables, the QEMU binary, the default machine and
+//! CPU, and how to tell the architecture of a kernel address. Nothing else in xtask spells a
+//! target triple.
 
 use std::fmt;
 use std::str::FromStr;
@@ -47,6 +48,23 @@ impl Arch {
                 "CARGO_TARGET_AARCH64_UNKNOWN_NONE_SOFTFLOAT_RUSTFLAGS",
                 "-C force-frame-pointers=yes -C relocation-model=static",
             ),
+        }
+    }
+
+    /// The Rust target user programs are built for (hard-float on AArch64: user programs may
+    /// use FP/SIMD, the kernel does not).
+    pub fn user_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-none",
+            Arch::Aarch64 => "aarch64-unknown-none",
+        }
+    }
+
+    /// The per-target `RUSTFLAGS` variable of [`Arch::user_target`].
+    pub fn user_rustflags_var(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "CARGO_TARGET_X86_64_UNKNOWN_NONE_RUSTFLAGS",
+            Arch::Aarch64 => "CARGO_TARGET_AARCH64_UNKNOWN_NONE_RUSTFLAGS",
         }
     }
 
@@ -127,6 +145,20 @@ mod tests {
             assert_eq!(arch.name().parse::<Arch>(), Ok(arch));
         }
         assert!("riscv64".parse::<Arch>().is_err());
+    }
+
+    #[test]
+    fn rustflags_variables_name_their_targets() {
+        let var = |target: &str| {
+            format!(
+                "CARGO_TARGET_{}_RUSTFLAGS",
+                target.to_uppercase().replace('-', "_")
+            )
+        };
+        for arch in Arch::ALL {
+            assert_eq!(arch.rustflags().0, var(arch.target()));
+            assert_eq!(arch.user_rustflags_var(), var(arch.user_target()));
+        }
     }
 
     #[test]

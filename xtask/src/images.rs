@@ -2,11 +2,12 @@
 //!
 //! Owns the kernel build recipe: `cargo build -p strait-boot --release` per target with the
 //! kernel's code-generation flags, the flat `Image` for AArch64 (llvm-objcopy from the pinned
-//! toolchain's llvm-tools), and the copies under `target/images/<arch>/`. Architectures are built
-//! one after another, never in parallel (they share the target directory lock anyway).
+//! toolchain's llvm-tools), and the copies under `target/images/<arch>/`, next to the initrd of
+//! the user programs that [`userspace`](crate::userspace) builds. Architectures are built one
+//! after another, never in parallel (they share the target directory lock anyway).
 
 use crate::arch::Arch;
-use crate::workspace;
+use crate::{userspace, workspace};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,9 +19,23 @@ pub struct Image {
     pub elf: PathBuf,
     /// What QEMU's `-kernel` gets (the ELF on x86_64, `kernel.img` on AArch64).
     pub boot: PathBuf,
+    /// What QEMU's `-initrd` gets: the user programs (`target/images/<arch>/initrd.cpio`).
+    pub initrd: PathBuf,
 }
 
-/// Builds the kernel for `arch`, copies it to `target/images/<arch>/` and prints the paths.
+impl Image {
+    /// Where the images of `arch` are (built or not).
+    pub fn paths(arch: Arch) -> Image {
+        Image {
+            elf: workspace::image_elf(arch),
+            boot: workspace::boot_image(arch),
+            initrd: workspace::image_initrd(arch),
+        }
+    }
+}
+
+/// Builds the kernel and the initrd for `arch` into `target/images/<arch>/` and prints the
+/// paths.
 pub fn build(arch: Arch) -> Result<Image> {
     let root = workspace::root();
     let (flags_var, flags) = arch.rustflags();
@@ -54,10 +69,8 @@ pub fn build(arch: Arch) -> Result<Image> {
         objcopy_binary(&elf, &flat)?;
         println!("{arch}: {}", workspace::display(&flat));
     }
-    Ok(Image {
-        elf,
-        boot: workspace::boot_image(arch),
-    })
+    userspace::build_initrd(arch)?;
+    Ok(Image::paths(arch))
 }
 
 /// `llvm-objcopy -O binary elf flat`.

@@ -2,18 +2,23 @@
 //!
 //! Owns the command line (clap) and the dispatch to one module per concept:
 //!
-//! - `build`: [`images`] builds the kernel images under `target/images/<arch>/`.
+//! - `build`: [`images`] builds the kernel images under `target/images/<arch>/`, and
+//!   [`userspace`] the user programs of `servers/` and their initrd (`initrd.cpio`) next to them.
 //! - `run`: [`qemu`] boots one image interactively (serial on the terminal).
 //! - `test`: [`runner`] runs the host tests and boots every scenario of `tests/scenarios/`,
 //!   judged by [`verdict`] from the [`console`] protocol, hints from [`stages`].
+//! - `bench`: [`bench`] boots the in-guest benchmarks (kernel command line `bench`, one guest
+//!   nanosecond per instruction), checks the required metrics and writes
+//!   `target/bench/<arch>.json`.
 //! - `symbolize`: [`symbolize`] annotates the addresses of a serial log.
 //! - `trace`: [`trace`] decodes the `[trace]` dumps of a serial log.
 //! - `lint`: [`lint`] runs clippy on the host crates and on each kernel target.
 //!
-//! [`install`] makes sure QEMU is there; [`workspace`] knows every path; [`arch`] every
-//! per-architecture constant.
+//! Every boot gets the kernel image and the initrd. [`install`] makes sure QEMU is there;
+//! [`workspace`] knows every path; [`arch`] every per-architecture constant.
 
 mod arch;
+mod bench;
 mod console;
 mod host_tests;
 mod images;
@@ -25,6 +30,7 @@ mod scenario;
 mod stages;
 mod symbolize;
 mod trace;
+mod userspace;
 mod verdict;
 mod workspace;
 
@@ -33,6 +39,7 @@ use arch::Arch;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Build, run, test and symbolize the Strait kernel.
 #[derive(Debug, Parser)]
@@ -82,7 +89,7 @@ impl ArchSet {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build the kernel images into target/images/<arch>/.
+    /// Build the kernel images and the initrd of the user programs into target/images/<arch>/.
     Build {
         /// Architecture to build.
         #[arg(long, value_enum, default_value = "all")]
@@ -130,6 +137,16 @@ enum Command {
         /// Skip `cargo test -p strait-kernel-core`.
         #[arg(long)]
         no_host_tests: bool,
+    },
+    /// Build the images, boot the in-guest benchmarks headless (kernel command line `bench`,
+    /// clock `-icount shift=0,sleep=off`) and write target/bench/<arch>.json.
+    Bench {
+        /// Architectures to benchmark.
+        #[arg(long, value_enum, default_value = "all")]
+        arch: ArchSet,
+        /// Kill QEMU after this many seconds of wall time per architecture.
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_secs: u64,
     },
     /// Run clippy (warnings denied) on the host crates and on each kernel target.
     Lint {
@@ -216,6 +233,20 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Bench { arch, timeout_secs } => {
+            let opts = bench::Options {
+                arches: arch.arches(),
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            let failed = bench::run(&opts)?;
+            if failed.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                let names: Vec<&str> = failed.iter().map(|a| a.name()).collect();
+                eprintln!("bench failed: {}", names.join(", "));
+                Ok(ExitCode::FAILURE)
+            }
+        }
         Command::Lint { arch } => {
             let failed = lint::run(&arch.arches())?;
             if failed.is_empty() {
@@ -247,8 +278,8 @@ fn run(
         extra_args: qemu_args,
         ..default
     };
-    let kernel = workspace::boot_image(arch);
-    let args = qemu::command_line(arch, &kernel, append, &machine, &qemu::Console::Stdio);
+    let image = images::Image::paths(arch);
+    let args = qemu::command_line(arch, &image, append, &machine, &qemu::Console::Stdio, None);
     if print_cmd {
         println!("{}", qemu::shell_line(&args));
         return Ok(ExitCode::SUCCESS);

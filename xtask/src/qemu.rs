@@ -1,11 +1,13 @@
 //! QEMU: the command line for a boot, running it, and what its exit status means.
 //!
-//! Owns the base command line of each architecture (machine, CPU, memory, SMP, the exit device),
-//! where the serial console goes, the decoding of the guest's exit status, and the life of a QEMU
+//! Owns the base command line of each architecture (machine, CPU, memory, SMP, kernel and
+//! initrd, the exit device), the guest clocks of test and benchmark boots, where the serial
+//! console goes, the decoding of the guest's exit status, and the life of a QEMU
 //! process: started in its own directory, waited for with a timeout, and killed only through its
 //! own `Child` handle (other QEMUs run on the same machine; never kill by name).
 
 use crate::arch::Arch;
+use crate::images::Image;
 use anyhow::{Context, Result};
 use std::ffi::OsString;
 use std::fmt;
@@ -54,19 +56,50 @@ pub enum Console {
     File(PathBuf),
 }
 
-/// The clock of headless test boots: guest time advances 8 ns per executed instruction and
-/// skips ahead while the guest idles (`sleep=off`), independent of the host. Time-bound tests
-/// (sleep accuracy, fairness per second, lock reports within a second) then measure the kernel,
-/// not how busy the host is, and repeat exactly.
-pub const TEST_CLOCK: [&str; 4] = ["-icount", "shift=3,sleep=off", "-rtc", "clock=vm"];
+/// The guest clock of a boot: `-icount` makes guest time advance 2^shift ns per executed
+/// instruction and skip ahead while the guest idles (`sleep=off`), independent of the host;
+/// `-rtc clock=vm` makes the RTC follow it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// The `-icount` value.
+    pub icount: &'static str,
+}
 
-/// The full QEMU command line (program first) that boots `kernel` on `machine`.
+impl Clock {
+    /// The QEMU arguments that set this clock.
+    pub fn args(self) -> [&'static str; 4] {
+        ["-icount", self.icount, "-rtc", "clock=vm"]
+    }
+}
+
+impl fmt::Display for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "icount {}", self.icount)
+    }
+}
+
+/// The clock of headless test boots: 8 ns per instruction. Time-bound tests (sleep accuracy,
+/// fairness per second, lock reports within a second) then measure the kernel, not how busy the
+/// host is, and repeat exactly.
+pub const TEST_CLOCK: Clock = Clock {
+    icount: "shift=3,sleep=off",
+};
+
+/// The clock of benchmark boots: 1 ns per instruction, so a timestamp-counter delta counts
+/// instructions (deterministic, comparable across hosts and runs) rather than host time.
+pub const BENCH_CLOCK: Clock = Clock {
+    icount: "shift=0,sleep=off",
+};
+
+/// The full QEMU command line (program first) that boots `image` (kernel and initrd) on
+/// `machine`, with the guest clock `clock` (`None`: QEMU's default, the host clock).
 pub fn command_line(
     arch: Arch,
-    kernel: &Path,
+    image: &Image,
     append: &str,
     machine: &Machine,
     console: &Console,
+    clock: Option<Clock>,
 ) -> Vec<OsString> {
     let mut args: Vec<OsString> = vec![arch.qemu_binary().into()];
     let mut push = |a: &str| args.push(a.into());
@@ -81,7 +114,9 @@ pub fn command_line(
     push("-smp");
     push(&machine.smp.to_string());
     args.push("-kernel".into());
-    args.push(kernel.into());
+    args.push(image.boot.clone().into());
+    args.push("-initrd".into());
+    args.push(image.initrd.clone().into());
     args.push("-append".into());
     args.push(append.into());
     args.extend(["-display", "none", "-no-reboot"].map(OsString::from));
@@ -92,8 +127,10 @@ pub fn command_line(
             let mut spec = OsString::from("file:");
             spec.push(path);
             args.push(spec);
-            args.extend(TEST_CLOCK.map(OsString::from));
         }
+    }
+    if let Some(clock) = clock {
+        args.extend(clock.args().map(OsString::from));
     }
     match arch {
         Arch::X86_64 => {
@@ -278,22 +315,58 @@ pub fn run_interactive(arch: Arch, args: &[OsString]) -> Result<GuestExit> {
 mod tests {
     use super::*;
 
+    fn image(boot: &str, initrd: &str) -> Image {
+        Image {
+            elf: "kernel.elf".into(),
+            boot: boot.into(),
+            initrd: initrd.into(),
+        }
+    }
+
     #[test]
     fn x86_64_headless_command_line() {
         let args = command_line(
             Arch::X86_64,
-            Path::new("/i/kernel.elf"),
+            &image("/i/kernel.elf", "/i/initrd.cpio"),
             "test=all",
             &Machine::default_for(Arch::X86_64),
             &Console::File("/tmp/d/serial.log".into()),
+            Some(TEST_CLOCK),
         );
         assert_eq!(
             shell_line(&args),
-            "qemu-system-x86_64 -M q35 -m 256M -smp 1 -kernel /i/kernel.elf -append test=all \
+            "qemu-system-x86_64 -M q35 -m 256M -smp 1 -kernel /i/kernel.elf \
+             -initrd /i/initrd.cpio -append test=all \
              -display none -no-reboot -monitor none -serial file:/tmp/d/serial.log \
              -icount shift=3,sleep=off -rtc clock=vm \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04"
         );
+    }
+
+    #[test]
+    fn bench_boots_differ_from_test_boots_only_in_the_clock() {
+        let line = |append, clock| {
+            shell_line(&command_line(
+                Arch::Aarch64,
+                &image("k.img", "i.cpio"),
+                append,
+                &Machine::default_for(Arch::Aarch64),
+                &Console::File("s.log".into()),
+                Some(clock),
+            ))
+        };
+        assert_eq!(
+            line("bench", BENCH_CLOCK),
+            "qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a72 -m 256M -smp 1 \
+             -kernel k.img -initrd i.cpio -append bench -display none -no-reboot \
+             -monitor none -serial file:s.log -icount shift=0,sleep=off -rtc clock=vm \
+             -semihosting"
+        );
+        assert_eq!(
+            line("bench", BENCH_CLOCK).replace("shift=0", "shift=3"),
+            line("bench", TEST_CLOCK)
+        );
+        assert_eq!(BENCH_CLOCK.to_string(), "icount shift=0,sleep=off");
     }
 
     #[test]
@@ -307,15 +380,17 @@ mod tests {
         };
         let args = command_line(
             Arch::Aarch64,
-            Path::new("k.img"),
+            &image("k.img", "i.cpio"),
             "",
             &machine,
             &Console::Stdio,
+            None,
         );
         assert_eq!(
             shell_line(&args),
             "qemu-system-aarch64 -M virt,gic-version=2 -cpu cortex-a53 -m 3G -smp 4 -kernel k.img \
-             -append '' -display none -no-reboot -serial mon:stdio -semihosting -d int"
+             -initrd i.cpio -append '' -display none -no-reboot -serial mon:stdio -semihosting \
+             -d int"
         );
     }
 

@@ -64,7 +64,7 @@ struct Job {
     /// Repeat index, from 0.
     index: u32,
     label: String,
-    kernel: PathBuf,
+    image: images::Image,
     symbols: Arc<Option<SymbolTable>>,
 }
 
@@ -134,7 +134,7 @@ pub fn run(opts: &Options) -> Result<bool> {
                     label: label(&plan, index, opts.repeat),
                     plan: plan.clone(),
                     index,
-                    kernel: image.boot.clone(),
+                    image: image.clone(),
                     symbols: Arc::clone(&symbols),
                 });
             }
@@ -204,10 +204,11 @@ fn boot(job: &Job, stages: &Stages) -> (bool, String) {
     let serial = dir.path().join("serial.log");
     let args = qemu::command_line(
         plan.arch,
-        &job.kernel,
+        &job.image,
         &plan.append,
         &plan.machine,
         &Console::File(serial.clone()),
+        Some(qemu::TEST_CLOCK),
     );
     let run = match qemu::run_headless(plan.arch, &args, dir.path(), &serial, plan.timeout) {
         Ok(run) => run,

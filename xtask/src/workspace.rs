@@ -1,7 +1,8 @@
 //! Where things are: the workspace root and every path xtask reads or writes under it.
 //!
-//! Owns the on-disk layout the tool relies on (`target/kernel`, `target/images/<arch>`,
-//! `target/test-logs`, `tests/scenarios`, `tests/stages.toml`) and which `cargo` to call.
+//! Owns the on-disk layout the tool relies on (`target/kernel`, `target/user`,
+//! `target/images/<arch>`, `target/test-logs`, `target/bench`, `servers/`, `tests/scenarios`,
+//! `tests/stages.toml`) and which `cargo` to call.
 //! Nothing else in xtask joins path components onto the root.
 
 use crate::arch::Arch;
@@ -28,6 +29,21 @@ pub fn built_kernel(arch: Arch) -> PathBuf {
         .join("kernel")
 }
 
+/// The target directory of the user program builds (kept apart from the kernel builds).
+pub fn user_target_dir() -> PathBuf {
+    root().join("target").join("user")
+}
+
+/// `servers/`: every workspace package whose manifest is below it is userspace.
+pub fn servers_dir() -> PathBuf {
+    root().join("servers")
+}
+
+/// The linker script every user program is linked with.
+pub fn user_linker_script() -> PathBuf {
+    servers_dir().join("rt").join("user.ld")
+}
+
 /// `target/images/<arch>`: the images QEMU boots.
 pub fn image_dir(arch: Arch) -> PathBuf {
     root().join("target").join("images").join(arch.name())
@@ -50,6 +66,16 @@ pub fn boot_image(arch: Arch) -> PathBuf {
     } else {
         image_elf(arch)
     }
+}
+
+/// The initial RAM disk of the user programs (cpio `newc`, both architectures).
+pub fn image_initrd(arch: Arch) -> PathBuf {
+    image_dir(arch).join("initrd.cpio")
+}
+
+/// `target/bench`: `<arch>.json` of each benchmark run, `<arch>.log` of a failed one.
+pub fn bench_dir() -> PathBuf {
+    root().join("target").join("bench")
 }
 
 /// `target/test-logs`: serial logs of failed or timed-out boot runs.

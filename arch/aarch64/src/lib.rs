@@ -39,14 +39,15 @@ mod spaces;
 mod stacks;
 mod timer;
 mod traps;
+mod user;
 mod user_copy;
 
 pub use spaces::{HhdmTables, Spaces};
 
 use kernel_core::boot_info::BootInfo;
 use kernel_core::hal::{
-    Access, DeliberateFault, ExitStatus, KernelSpaceReport, KernelStack, Platform, ProbeFault,
-    TimerReport, UserAccessError,
+    Access, DeliberateFault, ExitStatus, FpArea, KernelSpaceReport, KernelStack, Platform,
+    ProbeFault, TimerReport, UserAccessError, UserFault, UserMode,
 };
 use kernel_core::paging::{FrameSource, MapError};
 
@@ -194,6 +195,42 @@ fn read_stack_word(addr: u64) -> Option<u64> {
 
 /// Declares the kernel's main function: `entry_point!(kernel_main)` with `fn kernel_main() -> !`.
 /// The entry code calls it once the MMU, stack, vectors, boot information and console are ready.
+impl UserMode for Machine {
+    type UserFrame = traps::TrapFrame;
+    const USER_AREA_BYTES: u64 = traps::FRAME_SIZE as u64;
+
+    fn init_user_mode(
+        syscall: fn(&mut Self::UserFrame),
+        fault: fn(&mut Self::UserFrame, UserFault),
+    ) -> Result<(), &'static str> {
+        user::init(syscall, fault)
+    }
+
+    fn user_frame(stack_top: u64) -> *mut Self::UserFrame {
+        user::frame_at(stack_top)
+    }
+
+    fn init_fp(area: &mut FpArea) {
+        user::init_fp(area);
+    }
+
+    fn save_fp(area: &mut FpArea) {
+        user::save_fp(area);
+    }
+
+    fn restore_fp(area: &FpArea) {
+        user::restore_fp(area);
+    }
+
+    fn set_user_entry_stack(_stack_top: u64) {
+        // SP_EL1 is already the thread's kernel stack whenever user code runs.
+    }
+
+    fn enter_user(stack_top: u64, entry: u64, sp: u64, arg: u64) -> ! {
+        user::enter(stack_top, entry, sp, arg)
+    }
+}
+
 #[macro_export]
 macro_rules! entry_point {
     ($main:path) => {

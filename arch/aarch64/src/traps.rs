@@ -80,7 +80,8 @@ pub struct IrqFrame {
     pub record: [u64; 2],
 }
 
-const FRAME_SIZE: usize = size_of::<TrapFrame>();
+/// Size of a [`TrapFrame`].
+pub(crate) const FRAME_SIZE: usize = size_of::<TrapFrame>();
 const _: () = assert!(FRAME_SIZE == 36 * 8 && FRAME_SIZE.is_multiple_of(16));
 const _: () = assert!(size_of::<IrqFrame>() == FRAME_SIZE);
 
@@ -91,6 +92,8 @@ const KIND_FIQ: u64 = 2;
 const KIND_SERROR: u64 = 3;
 /// Current EL with SP_EL1, synchronous: a kernel fault, `brk`, undefined instruction.
 const SLOT_KERNEL_SYNC: u64 = 4;
+/// Lower EL (AArch64), synchronous: a system call or a user exception.
+const SLOT_LOWER_SYNC: u64 = 8;
 /// Lower EL (AArch64), IRQ: an interrupt while user code ran.
 const SLOT_LOWER_IRQ: u64 = 9;
 
@@ -252,6 +255,13 @@ strait_trap_from_lower:
     ldr     x1, =strait_exception_stack_top
     msr     sp_el0, x1
     STRAIT_CALL_HANDLER
+    // sp = a TrapFrame of a lower EL: restore it and return there (also the first entry into
+    // user mode, `user::enter`).
+    .global strait_return_to_lower
+strait_return_to_lower:
+    ldp     x1, x2, [sp, #256]
+    msr     elr_el1, x1
+    msr     spsr_el1, x2
     ldr     x1, [sp, #248]
     msr     sp_el0, x1
     STRAIT_RESTORE_X0_X30
@@ -402,6 +412,11 @@ extern "C" fn handle_trap(frame: &mut TrapFrame, slot: u64) {
     if slot == SLOT_LOWER_IRQ {
         // The frame lies on the thread's kernel stack (SP_EL1): switching threads is fine.
         timer::on_interrupt();
+        return;
+    }
+    if slot == SLOT_LOWER_SYNC {
+        // A system call or an exception in user mode: the process's business.
+        crate::user::lower_sync(frame);
         return;
     }
     let ec = exception_class(frame.esr);

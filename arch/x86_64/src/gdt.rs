@@ -2,8 +2,11 @@
 //!
 //! Owns the segment selectors and the interrupt stack table. Long mode ignores segmentation
 //! except for the code segment's privilege level and the TSS, which supplies the stack the CPU
-//! switches to for double faults (IST1), so that a fault on a broken stack still gets reported.
-//! It must be loaded exactly once per CPU, before the IDT.
+//! switches to for double faults (IST1), so that a fault on a broken stack still gets reported,
+//! and the stack an interrupt or exception from user mode lands on (RSP0, the running thread's
+//! kernel stack, set at every switch by [`set_rsp0`]). The order of the user segments is the one
+//! SYSRET requires (user data, then user code, see `user.rs`). It must be loaded exactly once
+//! per CPU, before the IDT.
 
 use core::cell::UnsafeCell;
 use spin::Once;
@@ -27,30 +30,71 @@ unsafe impl Sync for Stack {}
 /// Interior-mutable so that it lands in writable `.bss`: the CPU pushes onto it.
 static DOUBLE_FAULT_STACK: Stack = Stack(UnsafeCell::new([0; DOUBLE_FAULT_STACK_SIZE]));
 
-struct Selectors {
-    code: SegmentSelector,
-    data: SegmentSelector,
+/// The selectors of the GDT built by [`init`].
+#[derive(Debug, Clone, Copy)]
+pub struct Selectors {
+    /// Ring-0 64-bit code.
+    pub code: SegmentSelector,
+    /// Ring-0 data.
+    pub data: SegmentSelector,
+    /// Ring-3 data (RPL 3); directly after `data`, as SYSRET expects.
+    pub user_data: SegmentSelector,
+    /// Ring-3 64-bit code (RPL 3); directly after `user_data`, as SYSRET expects.
+    pub user_code: SegmentSelector,
     tss: SegmentSelector,
 }
 
-static TSS: Once<TaskStateSegment> = Once::new();
+/// The TSS, written by the CPU's reads only, and by [`set_rsp0`] with interrupts masked.
+struct TssCell(UnsafeCell<TaskStateSegment>);
+
+// SAFETY: one CPU runs; `set_rsp0` writes one field with interrupts masked (from the scheduler's
+// switch path), and the CPU reads it only on a privilege change, which cannot happen mid-write.
+unsafe impl Sync for TssCell {}
+
+static TSS: TssCell = TssCell(UnsafeCell::new(TaskStateSegment::new()));
 static GDT: Once<(GlobalDescriptorTable, Selectors)> = Once::new();
+
+/// The selectors (after [`init`]).
+pub fn selectors() -> Selectors {
+    GDT.get().expect("GDT used before gdt::init").1
+}
+
+/// Sets the stack the CPU switches to on an interrupt or exception from user mode.
+pub fn set_rsp0(top: u64) {
+    // SAFETY: see `TssCell`: the only writer, with interrupts masked, of a field the CPU reads
+    // only on a ring change.
+    unsafe { (*TSS.0.get()).privilege_stack_table[0] = VirtAddr::new(top) };
+}
 
 /// Builds and loads the GDT and TSS, reloading every segment register.
 pub fn init() {
-    let tss = TSS.call_once(|| {
-        let mut tss = TaskStateSegment::new();
-        let stack_start = VirtAddr::from_ptr(DOUBLE_FAULT_STACK.0.get());
-        tss.interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] =
-            stack_start + DOUBLE_FAULT_STACK_SIZE as u64;
-        tss
-    });
+    let stack_start = VirtAddr::from_ptr(DOUBLE_FAULT_STACK.0.get());
+    let tss_cell = TSS.0.get();
+    // SAFETY: `init` runs once, on the boot CPU, before anything else uses the TSS.
+    unsafe {
+        (*tss_cell).interrupt_stack_table[DOUBLE_FAULT_IST_INDEX as usize] =
+            stack_start + DOUBLE_FAULT_STACK_SIZE as u64
+    };
+    // SAFETY: the TSS is a static that lives forever; from here on only `set_rsp0` writes it
+    // (one field, see `TssCell`).
+    let tss: &'static TaskStateSegment = unsafe { &*tss_cell };
     let (gdt, selectors) = GDT.call_once(|| {
         let mut gdt = GlobalDescriptorTable::new();
         let code = gdt.append(Descriptor::kernel_code_segment());
         let data = gdt.append(Descriptor::kernel_data_segment());
+        let user_data = gdt.append(Descriptor::user_data_segment());
+        let user_code = gdt.append(Descriptor::user_code_segment());
         let tss = gdt.append(Descriptor::tss_segment(tss));
-        (gdt, Selectors { code, data, tss })
+        (
+            gdt,
+            Selectors {
+                code,
+                data,
+                user_data,
+                user_code,
+                tss,
+            },
+        )
     });
     gdt.load();
     // SAFETY: (this and the four below) the selectors index the static GDT just loaded: ring-0

@@ -25,31 +25,35 @@ use x86_64::structures::idt::{Entry, EntryOptions, InterruptDescriptorTable};
 #[repr(C)]
 #[derive(Debug)]
 pub struct TrapFrame {
-    r15: u64,
-    r14: u64,
-    r13: u64,
-    r12: u64,
-    r11: u64,
-    r10: u64,
-    r9: u64,
-    r8: u64,
-    rbp: u64,
-    rdi: u64,
-    rsi: u64,
-    rdx: u64,
-    rcx: u64,
-    rbx: u64,
-    rax: u64,
-    vector: u64,
-    error_code: u64,
-    rip: u64,
-    cs: u64,
-    rflags: u64,
-    rsp: u64,
-    ss: u64,
+    pub(crate) r15: u64,
+    pub(crate) r14: u64,
+    pub(crate) r13: u64,
+    pub(crate) r12: u64,
+    pub(crate) r11: u64,
+    pub(crate) r10: u64,
+    pub(crate) r9: u64,
+    pub(crate) r8: u64,
+    pub(crate) rbp: u64,
+    pub(crate) rdi: u64,
+    pub(crate) rsi: u64,
+    pub(crate) rdx: u64,
+    pub(crate) rcx: u64,
+    pub(crate) rbx: u64,
+    pub(crate) rax: u64,
+    pub(crate) vector: u64,
+    pub(crate) error_code: u64,
+    pub(crate) rip: u64,
+    pub(crate) cs: u64,
+    pub(crate) rflags: u64,
+    pub(crate) rsp: u64,
+    pub(crate) ss: u64,
 }
 
 const STUB_SIZE: usize = 16;
+/// Size of a [`TrapFrame`]; a multiple of 16, so a frame at the top of an aligned stack keeps
+/// the stack aligned.
+pub(crate) const FRAME_BYTES: u64 = 22 * 8;
+const _: () = assert!(size_of::<TrapFrame>() as u64 == FRAME_BYTES);
 
 core::arch::global_asm!(
     r#"
@@ -177,7 +181,7 @@ pub fn init() -> Result<(), &'static str> {
     }
 }
 
-fn exception_name(vector: u64) -> &'static str {
+pub(crate) fn exception_name(vector: u64) -> &'static str {
     match vector {
         0 => "divide error",
         1 => "debug exception",
@@ -229,6 +233,11 @@ fn page_fault_cause(frame: &TrapFrame, address: Option<u64>) -> &'static str {
 
 /// Called by the common stub with the saved frame.
 extern "C" fn x86_64_trap_dispatch(frame: &mut TrapFrame) {
+    if frame.vector < 32 && frame.cs & 3 == 3 {
+        // An exception in user mode: the process's problem, never the kernel's.
+        crate::user::user_exception(frame);
+        return;
+    }
     if frame.vector == 3 {
         BREAKPOINTS.fetch_add(1, Ordering::SeqCst);
         return;

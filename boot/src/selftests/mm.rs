@@ -95,7 +95,7 @@ fn give_back(
 /// kernel reads each one's data through the user mapping.
 pub fn two_spaces(_: &mut ()) -> Result<(), String> {
     const VA: u64 = 0x1234_5000;
-    let mut guard = FRAMES.lock();
+    let mut guard = FRAMES.lock_irqsave();
     let frames = guard.as_mut().ok_or("no frame allocator")?;
     let before = frames.free_frames();
     let mut taken = Vec::new();
@@ -117,7 +117,7 @@ pub fn two_spaces(_: &mut ()) -> Result<(), String> {
             if result.is_err() {
                 break;
             }
-            space.switch_to(&mut ASIDS.lock());
+            space.switch_to(&mut ASIDS.lock_irqsave());
             let mut word = [0u8; 8];
             result = Machine::copy_from_user(&mut word, VA)
                 .map_err(|e| format!("copy_from_user: {e:?}"))
@@ -147,7 +147,7 @@ pub fn teardown_leak(_: &mut ()) -> Result<(), String> {
         0x80_0000_0000,
         Format::USER_END - 0x1000,
     ];
-    let mut guard = FRAMES.lock();
+    let mut guard = FRAMES.lock_irqsave();
     let frames = guard.as_mut().ok_or("no frame allocator")?;
     let before = frames.free_frames();
     let data = frames.allocate().ok_or("out of frames")?;
@@ -157,7 +157,7 @@ pub fn teardown_leak(_: &mut ()) -> Result<(), String> {
             .iter()
             .try_for_each(|&va| space.map(frames, va, data, RW));
         if cycle % 100 == 0 {
-            space.switch_to(&mut ASIDS.lock());
+            space.switch_to(&mut ASIDS.lock_irqsave());
             Machine::activate_kernel_space();
         }
         space.destroy(frames, |_| {});
@@ -196,7 +196,7 @@ fn expect_error(what: &str, got: Result<(), MapError>, want: MapError) -> Result
 /// Every error path of the page-table layer on the real tables: each returns its error, leaves
 /// the space's lock free and leaks no frame.
 pub fn error_paths(_: &mut ()) -> Result<(), String> {
-    let mut guard = FRAMES.lock();
+    let mut guard = FRAMES.lock_irqsave();
     let frames = guard.as_mut().ok_or("no frame allocator")?;
     let before = frames.free_frames();
     let data = frames.allocate().ok_or("out of frames")?;
@@ -317,7 +317,7 @@ fn deliberate_user_access(va: u64) -> u64 {
 pub fn direct_user_access(_: &mut ()) -> Result<(), String> {
     const VA: u64 = 0x60_0000;
     let space = {
-        let mut guard = FRAMES.lock();
+        let mut guard = FRAMES.lock_irqsave();
         let frames = guard.as_mut().ok_or("no frame allocator")?;
         let space = UserSpace::create(frames).map_err(|e| format!("create: {e}"))?;
         let frame = frames.allocate().ok_or("out of frames")?;
@@ -326,7 +326,7 @@ pub fn direct_user_access(_: &mut ()) -> Result<(), String> {
             .map_err(|e| format!("map: {e}"))?;
         space
     };
-    space.switch_to(&mut ASIDS.lock());
+    space.switch_to(&mut ASIDS.lock_irqsave());
     let value = deliberate_user_access(VA);
     Machine::activate_kernel_space();
     Err(format!(
@@ -339,7 +339,7 @@ pub fn direct_user_access(_: &mut ()) -> Result<(), String> {
 pub fn asid_rollover(_: &mut ()) -> Result<(), String> {
     const SPACES: usize = 300;
     const VA: u64 = 0x7000;
-    let mut guard = FRAMES.lock();
+    let mut guard = FRAMES.lock_irqsave();
     let frames = guard.as_mut().ok_or("no frame allocator")?;
     let before = frames.free_frames();
     let mut spaces = Vec::with_capacity(SPACES);
@@ -358,13 +358,13 @@ pub fn asid_rollover(_: &mut ()) -> Result<(), String> {
         }
         spaces.push(space);
     }
-    let generation_before = ASIDS.lock().generation();
+    let generation_before = ASIDS.lock_irqsave().generation();
     for round in 0..2 {
         for (i, space) in spaces.iter().enumerate() {
             if result.is_err() {
                 break;
             }
-            space.switch_to(&mut ASIDS.lock());
+            space.switch_to(&mut ASIDS.lock_irqsave());
             let mut word = [0u8; 8];
             result = Machine::copy_from_user(&mut word, VA)
                 .map_err(|e| format!("round {round}, space {i}: {e:?}"))
@@ -377,7 +377,7 @@ pub fn asid_rollover(_: &mut ()) -> Result<(), String> {
         }
     }
     let (tagged, generations) = {
-        let asids = ASIDS.lock();
+        let asids = ASIDS.lock_irqsave();
         (asids.is_tagged(), asids.generation() - generation_before)
     };
     Machine::activate_kernel_space();

@@ -23,7 +23,10 @@ const MS: u64 = 1_000_000;
 const SECOND: u64 = 1_000 * MS;
 
 fn free_frames() -> usize {
-    FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
+    FRAMES
+        .lock_irqsave()
+        .as_ref()
+        .map_or(0, |f| f.free_frames())
 }
 
 /// Spawns, runs and joins 1,000 kernel threads in waves of 100; every exit code must come back,

@@ -159,6 +159,15 @@ impl CpuScheduler {
         }
     }
 
+    /// The IPC fast path: the current thread has blocked and `next` (woken by the same
+    /// operation, never queued) becomes current at once, on what is left of the slice, so a pair
+    /// of threads calling each other shares one slice and cannot starve the queue. The caller
+    /// checks that no queued thread has a higher priority than `next`.
+    pub fn hand_off(&mut self, next: ThreadId, prio: u8) {
+        self.current = Some((next, prio));
+        self.dispatches += 1;
+    }
+
     /// The current thread stops running: it goes to the back of its level if `still_runnable`
     /// (preempted, yielded) or is dropped (blocked, terminated). Then the head of the highest
     /// non-empty level becomes current with a fresh slice and is returned; `None` means run the idle

@@ -692,3 +692,21 @@ fn timer_queue_matches_reference_model() {
         );
     }
 }
+
+#[test]
+fn hand_off_keeps_the_slice_so_a_calling_pair_cannot_starve_the_queue() {
+    let mut cpu = CpuScheduler::with_slice_ticks(3);
+    cpu.enqueue(id(1), 4).unwrap();
+    cpu.enqueue(id(2), 4).unwrap();
+    assert_eq!(cpu.switch_out(false), Some((id(1), 4)));
+    // Thread 1 calls thread 3 (blocked in recv), which replies to 1, and so on: each hand-off
+    // continues the same slice.
+    assert!(!cpu.tick());
+    cpu.hand_off(id(3), 4);
+    assert_eq!(cpu.current(), Some((id(3), 4)));
+    assert!(!cpu.tick());
+    cpu.hand_off(id(1), 4);
+    // The slice of the pair is used up: thread 2, queued all along, gets the CPU.
+    assert!(cpu.tick());
+    assert_eq!(cpu.switch_out(true), Some((id(2), 4)));
+}

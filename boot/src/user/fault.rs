@@ -1,0 +1,91 @@
+//! User faults: a page fault or other exception in user mode becomes a call to the process's
+//! pager, or the end of the process.
+//!
+//! Owns the kernel's half of the fault protocol (`abi::fault`): the message, the wait for the
+//! pager's reply, and the kill with its one-line report when there is no pager, the pager fails
+//! or it answers anything but `RESUME`. It must never let a user fault reach the kernel's fatal
+//! trap path: whatever user space does, the kernel carries on.
+
+use super::ipc;
+use super::objects::kernel;
+use super::{UserFrame, process_of};
+use crate::sched;
+use abi::MessageInfo;
+use abi::fault::{FAULT_LABEL, FaultKind, RESUME, access};
+use kernel_core::hal::UserFault;
+use kernel_core::ipc::Message;
+
+/// The user-fault entry (registered with the arch crate).
+pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
+    let me = sched::current();
+    let Some(process) = process_of(me) else {
+        panic!("a user fault on kernel thread {me}: {fault:?}");
+    };
+    let pager = kernel().process(process.id).ok().and_then(|e| e.pager);
+    let verdict = match pager {
+        None => Err("no pager"),
+        Some((endpoint, badge)) => {
+            let info = MessageInfo::new(FAULT_LABEL, 4, false).expect("a valid fault info");
+            let words = [fault.kind as u64, fault.address, fault.pc, fault.access];
+            match ipc::fault_call(endpoint, badge, Message::new(info, words, None)) {
+                Some(RESUME) => Ok(()),
+                Some(_) => Err("the pager refused the fault"),
+                None => Err("the pager did not answer"),
+            }
+        }
+    };
+    if sched::kill_requested() {
+        ipc::exit_current(sched::KILLED_EXIT_CODE);
+    }
+    if let Err(why) = verdict {
+        kill_process(me, &fault, why);
+    }
+}
+
+/// Prints the report, kills every other thread of the faulting process, then ends this one.
+fn kill_process(me: kernel_core::thread::ThreadId, fault: &UserFault, why: &str) -> ! {
+    let (name, threads) = {
+        let kernel = kernel();
+        match process_of(me).and_then(|p| kernel.process(p.id).ok()) {
+            Some(entry) => (entry.name.clone(), entry.threads.clone()),
+            None => (alloc::string::String::from("?"), alloc::vec::Vec::new()),
+        }
+    };
+    let space = process_of(me).map_or(0, |p| p.id.as_u64());
+    let what = describe(fault);
+    crate::kprintln!(
+        "[fault] process {name} (space {space:#x}) thread {me}: {what} at {:#x}, pc {:#x} \
+         ({why}; detail {:#x}); process killed",
+        fault.address,
+        fault.pc,
+        fault.detail
+    );
+    for thread in threads {
+        if thread != me {
+            ipc::kill_thread(thread);
+        }
+    }
+    ipc::exit_current(sched::KILLED_EXIT_CODE)
+}
+
+fn describe(fault: &UserFault) -> &'static str {
+    match fault.kind {
+        FaultKind::Page => {
+            let present = fault.access & access::PRESENT != 0;
+            match (
+                fault.access & access::EXECUTE != 0,
+                fault.access & access::WRITE != 0,
+                present,
+            ) {
+                (true, _, false) => "page fault: execute of an unmapped address",
+                (true, _, true) => "page fault: execute not allowed",
+                (false, true, false) => "page fault: write to an unmapped address",
+                (false, true, true) => "page fault: write not allowed",
+                (false, false, false) => "page fault: read of an unmapped address",
+                (false, false, true) => "page fault: read not allowed",
+            }
+        }
+        FaultKind::UndefinedInstruction => "undefined instruction",
+        FaultKind::Other => "exception",
+    }
+}

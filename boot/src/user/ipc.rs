@@ -1,0 +1,727 @@
+//! Message passing, notifications and the end of threads, as system calls.
+//!
+//! Owns the glue between kernel-core's IPC model (`Endpoints`, `Notification`, which decide) and
+//! real threads: moving a message between register files, moving a capability between tables,
+//! the fast path (a call to a waiting server switches straight to it), blocking with timeouts,
+//! and withdrawing a thread from everything when it ends or is killed. Whoever completes a
+//! blocked thread's operation writes its results into its saved registers and marks it done
+//! before waking it; a thread woken without that (timeout, kill) withdraws itself. It must never
+//! hold the kernel objects' lock across a switch, and never leave a dead thread in a queue.
+
+use super::objects::{Completion, Evicted, Kernel, kernel};
+use super::syscall::{Outcome, deadline, lookup_thread, my_process};
+use super::{UserFrame, frame_of, process_of};
+use crate::sched;
+use abi::regs::ipc::{BADGE, CAP, ENDPOINT, INFO, REPLY, TIMEOUT, WORDS};
+use abi::{Badge, CapHandle, Error, MessageInfo, ObjectType, ReplyToken, Rights, Timeout};
+use kernel_core::cap::{AddressSpaceId, EndpointId, NotificationId, ObjectRef};
+use kernel_core::hal::{Platform, UserRegisters};
+use kernel_core::ipc::{
+    CallOutcome, Cancelled, Delivery, Message, RecvOutcome, ReplyRecvOutcome, SendOutcome,
+    SignalOutcome, WaitOutcome,
+};
+use kernel_core::thread::ThreadId;
+
+fn lookup_endpoint(
+    kernel: &Kernel,
+    me: AddressSpaceId,
+    handle: u64,
+    rights: Rights,
+) -> Result<(EndpointId, Badge), Error> {
+    let cap = kernel.process(me)?.caps.lookup(
+        CapHandle::from_raw(handle),
+        ObjectType::Endpoint,
+        rights,
+    )?;
+    match cap.object() {
+        ObjectRef::Endpoint(id) => Ok((id, cap.badge())),
+        _ => Err(Error::WrongType),
+    }
+}
+
+fn lookup_notification(
+    kernel: &Kernel,
+    me: AddressSpaceId,
+    handle: u64,
+    rights: Rights,
+) -> Result<(NotificationId, Badge), Error> {
+    let cap = kernel.process(me)?.caps.lookup(
+        CapHandle::from_raw(handle),
+        ObjectType::Notification,
+        rights,
+    )?;
+    match cap.object() {
+        ObjectRef::Notification(id) => Ok((id, cap.badge())),
+        _ => Err(Error::WrongType),
+    }
+}
+
+/// Builds the message in the caller's registers, lending its capability if the info says so.
+fn take_message(
+    kernel: &mut Kernel,
+    me: AddressSpaceId,
+    thread: ThreadId,
+    frame: &UserFrame,
+) -> Result<Message, Error> {
+    let info = MessageInfo::from_raw(frame.slot(INFO))?;
+    let words = WORDS.map(|slot| frame.slot(slot));
+    let cap = if info.has_cap() {
+        let handle = CapHandle::from_raw(frame.slot(CAP));
+        let cap = kernel.process_mut(me)?.caps.lend(handle)?;
+        kernel.lent[thread.index()] = handle;
+        Some(cap)
+    } else {
+        None
+    };
+    Ok(Message::new(info, words, cap))
+}
+
+/// A message of `thread` did not go out: its lent capability is back under its handle.
+fn give_back(kernel: &mut Kernel, thread: ThreadId, msg: &Message) {
+    if msg.cap().is_none() {
+        return;
+    }
+    let handle = core::mem::replace(&mut kernel.lent[thread.index()], CapHandle::NULL);
+    if let Some(process) = process_of(thread)
+        && let Ok(entry) = kernel.process_mut(process.id)
+    {
+        let _ = entry.caps.unlend(handle);
+    }
+}
+
+/// A message of `sender` was delivered: its lent capability leaves its table (it moved).
+fn settle_sent(kernel: &mut Kernel, sender: ThreadId, object: ObjectRef, evicted: &mut Evicted) {
+    let handle = core::mem::replace(&mut kernel.lent[sender.index()], CapHandle::NULL);
+    if let Some(process) = process_of(sender)
+        && let Ok(entry) = kernel.process_mut(process.id)
+        && entry.caps.settle(handle).is_ok()
+    {
+        kernel.release_object(object, evicted);
+    }
+}
+
+/// Moves the capability of a delivered message into `receiver`'s table (a null handle if the
+/// table is full: the capability is then destroyed) and settles the sender's loan.
+fn move_cap(
+    kernel: &mut Kernel,
+    receiver: ThreadId,
+    sender: ThreadId,
+    cap: Option<kernel_core::cap::Capability>,
+    evicted: &mut Evicted,
+) -> CapHandle {
+    let Some(cap) = cap else {
+        return CapHandle::NULL;
+    };
+    let object = cap.object();
+    let handle = match process_of(receiver) {
+        Some(process) => kernel
+            .insert_cap(process.id, cap)
+            .unwrap_or(CapHandle::NULL),
+        None => CapHandle::NULL,
+    };
+    // Inserted first, so the object never drops to zero references on the way.
+    settle_sent(kernel, sender, object, evicted);
+    handle
+}
+
+/// Writes a received message into `frame` (the receiver's registers): info, words, capability,
+/// badge and reply token; result 0.
+fn write_delivery(
+    kernel: &mut Kernel,
+    frame: &mut UserFrame,
+    receiver: ThreadId,
+    sender: ThreadId,
+    delivery: Delivery,
+    evicted: &mut Evicted,
+) {
+    let Delivery { badge, msg, reply } = delivery;
+    let (info, words, cap) = msg.into_parts();
+    let handle = move_cap(kernel, receiver, sender, cap, evicted);
+    frame.set_result(0);
+    frame.set_slot(INFO, info.into_raw());
+    for (slot, word) in WORDS.into_iter().zip(words) {
+        frame.set_slot(slot, word);
+    }
+    frame.set_slot(CAP, handle.into_raw());
+    frame.set_slot(BADGE, badge);
+    frame.set_slot(REPLY, reply.into_raw());
+}
+
+/// Delivers a reply to `caller`: into its registers (info, words, capability; result 0), or for
+/// a fault call, as the label that decides its fate. Marks it done; the caller wakes it.
+fn write_reply(
+    kernel: &mut Kernel,
+    caller: ThreadId,
+    replier: ThreadId,
+    msg: Message,
+    evicted: &mut Evicted,
+) {
+    let (info, words, cap) = msg.into_parts();
+    if kernel.in_fault[caller.index()] {
+        kernel.fault_reply[caller.index()] = Some(info.label());
+        if let Some(cap) = cap {
+            // A pager's reply to a fault carries no capability: it is destroyed.
+            let object = cap.object();
+            kernel.retain_object(object);
+            kernel.release_object(object, evicted);
+            settle_sent(kernel, replier, object, evicted);
+        }
+    } else {
+        let handle = move_cap(kernel, caller, replier, cap, evicted);
+        // SAFETY: `caller` awaits this reply, so it is blocked (not running, not the replier),
+        // and the objects' lock is held.
+        let frame = unsafe { frame_of(caller) };
+        frame.set_result(0);
+        frame.set_slot(INFO, info.into_raw());
+        for (slot, word) in WORDS.into_iter().zip(words) {
+            frame.set_slot(slot, word);
+        }
+        frame.set_slot(CAP, handle.into_raw());
+    }
+    kernel.completion[caller.index()] = Completion::Done;
+}
+
+/// Completes a blocked sender whose `send` was taken by a receiver.
+fn complete_sender(kernel: &mut Kernel, sender: ThreadId) {
+    // SAFETY: the sender is blocked in `send` (the endpoint just took its message), not the
+    // caller, and the objects' lock is held.
+    unsafe { frame_of(sender) }.set_result(0);
+    kernel.completion[sender.index()] = Completion::Done;
+}
+
+/// Wakes threads whose object went away or whose partner died, with `Killed`.
+pub fn wake_evicted(evicted: Evicted) {
+    super::objects::bury();
+    if evicted.is_empty() {
+        return;
+    }
+    {
+        let mut kernel = kernel();
+        for (thread, cancelled) in &evicted {
+            if let Some(Cancelled::Send { msg, .. }) = cancelled {
+                give_back(&mut kernel, *thread, msg);
+            }
+            if kernel.in_fault[thread.index()] {
+                kernel.fault_reply[thread.index()] = None;
+            } else if sched::user_top_of(*thread) != 0 {
+                // SAFETY: an evicted thread was blocked on the object or partner that went
+                // away; it is not the caller (which is running) and the lock is held.
+                unsafe { frame_of(*thread) }.set_result(Error::Killed.into_raw() as u64);
+            }
+            kernel.waiting_on[thread.index()] = None;
+            kernel.completion[thread.index()] = Completion::Done;
+        }
+    }
+    for (thread, _) in evicted {
+        sched::wake_thread(thread);
+    }
+}
+
+/// Blocks until the current operation is completed by another thread, the deadline passes or
+/// the thread is killed; withdraws it in the last two cases.
+fn wait_for_completion(me: ThreadId, deadline: Option<u64>, blocked_already: bool) -> Outcome {
+    let mut first = !blocked_already;
+    loop {
+        let expired = if first {
+            sched::block_current(deadline)
+        } else {
+            deadline.is_some_and(|d| crate::platform::Machine::now_ns() >= d)
+        };
+        first = true;
+        let mut kernel = kernel();
+        if kernel.completion[me.index()] == Completion::Done {
+            kernel.completion[me.index()] = Completion::Pending;
+            return Outcome::Written;
+        }
+        let killed = sched::kill_requested();
+        if !(expired || killed) {
+            // Woken for nothing of ours (a stale wake): wait on.
+            continue;
+        }
+        if let Some(Cancelled::Send { msg, .. }) = kernel.endpoints.cancel(me) {
+            give_back(&mut kernel, me, &msg);
+        }
+        return Outcome::Fail(if killed {
+            Error::Killed
+        } else {
+            Error::Timeout
+        });
+    }
+}
+
+pub fn send(frame: &mut UserFrame) -> Outcome {
+    let me = sched::current();
+    let process = my_process();
+    let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
+    let mut evicted = Evicted::new();
+    let mut kernel = kernel();
+    let (endpoint, badge) =
+        match lookup_endpoint(&kernel, process, frame.slot(ENDPOINT), Rights::SEND) {
+            Ok(found) => found,
+            Err(error) => return Outcome::Fail(error),
+        };
+    let msg = match take_message(&mut kernel, process, me, frame) {
+        Ok(msg) => msg,
+        Err(error) => return Outcome::Fail(error),
+    };
+    kernel.completion[me.index()] = Completion::Pending;
+    match kernel
+        .endpoints
+        .send(endpoint, me, badge, msg, timeout.may_block())
+    {
+        Err(refused) => {
+            give_back(&mut kernel, me, &refused.msg);
+            Outcome::Fail(refused.error)
+        }
+        Ok(SendOutcome::Delivered { receiver, delivery }) => {
+            // SAFETY: the receiver was blocked in `recv`; it is not the caller; lock held.
+            let target = unsafe { frame_of(receiver) };
+            write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
+            kernel.completion[receiver.index()] = Completion::Done;
+            drop(kernel);
+            wake_evicted(evicted);
+            sched::wake_thread(receiver);
+            Outcome::Value(0)
+        }
+        Ok(SendOutcome::Blocked) => {
+            drop(kernel);
+            wait_for_completion(me, deadline(timeout.into_raw()), false)
+        }
+    }
+}
+
+pub fn recv(frame: &mut UserFrame) -> Outcome {
+    let me = sched::current();
+    let process = my_process();
+    let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
+    let mut evicted = Evicted::new();
+    let mut kernel = kernel();
+    let (endpoint, _) =
+        match lookup_endpoint(&kernel, process, frame.slot(ENDPOINT), Rights::RECEIVE) {
+            Ok(found) => found,
+            Err(error) => return Outcome::Fail(error),
+        };
+    kernel.completion[me.index()] = Completion::Pending;
+    match kernel.endpoints.recv(endpoint, me, timeout.may_block()) {
+        Err(error) => Outcome::Fail(error),
+        Ok(RecvOutcome::Received(received)) => {
+            let sender = received.sender;
+            write_delivery(
+                &mut kernel,
+                frame,
+                me,
+                sender,
+                received.delivery,
+                &mut evicted,
+            );
+            if received.wake_sender {
+                complete_sender(&mut kernel, sender);
+            }
+            drop(kernel);
+            wake_evicted(evicted);
+            if received.wake_sender {
+                sched::wake_thread(sender);
+            }
+            Outcome::Written
+        }
+        Ok(RecvOutcome::Blocked) => {
+            drop(kernel);
+            wait_for_completion(me, deadline(timeout.into_raw()), false)
+        }
+    }
+}
+
+pub fn call(frame: &mut UserFrame) -> Outcome {
+    let me = sched::current();
+    let process = my_process();
+    let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
+    let deadline = deadline(timeout.into_raw());
+    let mut evicted = Evicted::new();
+    let mut kernel = kernel();
+    let (endpoint, badge) =
+        match lookup_endpoint(&kernel, process, frame.slot(ENDPOINT), Rights::CALL) {
+            Ok(found) => found,
+            Err(error) => return Outcome::Fail(error),
+        };
+    let msg = match take_message(&mut kernel, process, me, frame) {
+        Ok(msg) => msg,
+        Err(error) => return Outcome::Fail(error),
+    };
+    kernel.completion[me.index()] = Completion::Pending;
+    match kernel
+        .endpoints
+        .call(endpoint, me, badge, msg, timeout.may_block())
+    {
+        Err(refused) => {
+            give_back(&mut kernel, me, &refused.msg);
+            Outcome::Fail(refused.error)
+        }
+        Ok(CallOutcome::SwitchTo { receiver, delivery }) => {
+            // SAFETY: the receiver was blocked in `recv`; it is not the caller; lock held.
+            let target = unsafe { frame_of(receiver) };
+            write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
+            kernel.completion[receiver.index()] = Completion::Done;
+            drop(kernel);
+            wake_evicted(evicted);
+            sched::block_and_switch_to(receiver);
+            wait_for_completion(me, deadline, true)
+        }
+        Ok(CallOutcome::Blocked) => {
+            drop(kernel);
+            wait_for_completion(me, deadline, false)
+        }
+    }
+}
+
+pub fn reply(frame: &mut UserFrame) -> Outcome {
+    let me = sched::current();
+    let process = my_process();
+    let token = ReplyToken::from_raw(frame.slot(REPLY));
+    let mut evicted = Evicted::new();
+    let mut kernel = kernel();
+    let msg = match take_message(&mut kernel, process, me, frame) {
+        Ok(msg) => msg,
+        Err(error) => return Outcome::Fail(error),
+    };
+    match kernel.endpoints.reply(me, token, msg) {
+        Err(refused) => {
+            give_back(&mut kernel, me, &refused.msg);
+            Outcome::Fail(refused.error)
+        }
+        Ok(replied) => {
+            let caller = replied.caller;
+            write_reply(&mut kernel, caller, me, replied.msg, &mut evicted);
+            drop(kernel);
+            wake_evicted(evicted);
+            sched::wake_thread(caller);
+            Outcome::Value(0)
+        }
+    }
+}
+
+pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
+    let me = sched::current();
+    let process = my_process();
+    let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
+    let token = ReplyToken::from_raw(frame.slot(REPLY));
+    let mut evicted = Evicted::new();
+    let mut kernel = kernel();
+    let (endpoint, _) =
+        match lookup_endpoint(&kernel, process, frame.slot(ENDPOINT), Rights::RECEIVE) {
+            Ok(found) => found,
+            Err(error) => return Outcome::Fail(error),
+        };
+    let msg = match take_message(&mut kernel, process, me, frame) {
+        Ok(msg) => msg,
+        Err(error) => return Outcome::Fail(error),
+    };
+    kernel.completion[me.index()] = Completion::Pending;
+    match kernel
+        .endpoints
+        .reply_recv(endpoint, me, token, msg, timeout.may_block())
+    {
+        Err(refused) => {
+            give_back(&mut kernel, me, &refused.msg);
+            Outcome::Fail(refused.error)
+        }
+        Ok(ReplyRecvOutcome::Received { replied, received }) => {
+            let caller = replied.caller;
+            write_reply(&mut kernel, caller, me, replied.msg, &mut evicted);
+            let sender = received.sender;
+            write_delivery(
+                &mut kernel,
+                frame,
+                me,
+                sender,
+                received.delivery,
+                &mut evicted,
+            );
+            if received.wake_sender {
+                complete_sender(&mut kernel, sender);
+            }
+            drop(kernel);
+            wake_evicted(evicted);
+            sched::wake_thread(caller);
+            if received.wake_sender {
+                sched::wake_thread(sender);
+            }
+            Outcome::Written
+        }
+        Ok(ReplyRecvOutcome::SwitchToCaller { replied }) => {
+            let caller = replied.caller;
+            write_reply(&mut kernel, caller, me, replied.msg, &mut evicted);
+            drop(kernel);
+            wake_evicted(evicted);
+            sched::block_and_switch_to(caller);
+            wait_for_completion(me, deadline(timeout.into_raw()), true)
+        }
+        Ok(ReplyRecvOutcome::RepliedOnly { replied }) => {
+            let caller = replied.caller;
+            write_reply(&mut kernel, caller, me, replied.msg, &mut evicted);
+            drop(kernel);
+            wake_evicted(evicted);
+            sched::wake_thread(caller);
+            Outcome::Fail(Error::WouldBlock)
+        }
+    }
+}
+
+/// A call made by the kernel on behalf of a faulting thread (`fault.rs`): delivers `msg` on the
+/// pager endpoint and waits for the reply. Returns the reply's label, or `None` if the call
+/// failed or the pager went away without replying.
+pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u32> {
+    let me = sched::current();
+    let mut evicted = Evicted::new();
+    let mut kernel = kernel();
+    kernel.in_fault[me.index()] = true;
+    kernel.fault_reply[me.index()] = None;
+    kernel.completion[me.index()] = Completion::Pending;
+    let blocked_already = match kernel.endpoints.call(endpoint, me, badge, msg, true) {
+        Err(_) => {
+            kernel.in_fault[me.index()] = false;
+            return None;
+        }
+        Ok(CallOutcome::SwitchTo { receiver, delivery }) => {
+            // SAFETY: the pager thread was blocked in `recv`; it is not the caller; lock held.
+            let target = unsafe { frame_of(receiver) };
+            write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
+            kernel.completion[receiver.index()] = Completion::Done;
+            drop(kernel);
+            wake_evicted(evicted);
+            sched::block_and_switch_to(receiver);
+            true
+        }
+        Ok(CallOutcome::Blocked) => {
+            drop(kernel);
+            false
+        }
+    };
+    let outcome = wait_for_completion(me, None, blocked_already);
+    let mut kernel = super::objects::kernel();
+    kernel.in_fault[me.index()] = false;
+    let label = kernel.fault_reply[me.index()].take();
+    match outcome {
+        Outcome::Written => label,
+        _ => None,
+    }
+}
+
+// ---- notifications ------------------------------------------------------------------------
+
+pub fn signal(handle: u64, bits: u64) -> Result<u64, Error> {
+    let process = my_process();
+    let waiter = {
+        let mut kernel = kernel();
+        let (id, badge) = lookup_notification(&kernel, process, handle, Rights::SEND)?;
+        match kernel.notification(id)?.signal(bits | badge)? {
+            SignalOutcome::Pending => None,
+            SignalOutcome::Wake { waiter, bits } => {
+                // SAFETY: the waiter is blocked in `wait`; it is not the caller; lock held.
+                unsafe { frame_of(waiter) }.set_result(bits);
+                kernel.waiting_on[waiter.index()] = None;
+                kernel.completion[waiter.index()] = Completion::Done;
+                Some(waiter)
+            }
+        }
+    };
+    if let Some(waiter) = waiter {
+        sched::wake_thread(waiter);
+    }
+    Ok(0)
+}
+
+pub fn wait(handle: u64, timeout: u64) -> Outcome {
+    let me = sched::current();
+    let process = my_process();
+    let timeout = Timeout::from_raw(timeout);
+    let deadline = deadline(timeout.into_raw());
+    let id = {
+        let mut kernel = kernel();
+        let id = match lookup_notification(&kernel, process, handle, Rights::RECEIVE) {
+            Ok((id, _)) => id,
+            Err(error) => return Outcome::Fail(error),
+        };
+        kernel.completion[me.index()] = Completion::Pending;
+        let outcome = kernel
+            .notification(id)
+            .and_then(|n| n.wait(me, timeout.may_block()));
+        match outcome {
+            Err(error) => return Outcome::Fail(error),
+            Ok(WaitOutcome::Ready(bits)) => return Outcome::Value(bits),
+            Ok(WaitOutcome::Block) => kernel.waiting_on[me.index()] = Some(id),
+        }
+        id
+    };
+    loop {
+        let expired = sched::block_current(deadline);
+        let mut kernel = kernel();
+        if kernel.completion[me.index()] == Completion::Done {
+            kernel.completion[me.index()] = Completion::Pending;
+            return Outcome::Written;
+        }
+        let killed = sched::kill_requested();
+        if !(expired || killed) {
+            continue;
+        }
+        let withdrawn = kernel
+            .notification(id)
+            .map(|n| n.cancel_wait(me))
+            .unwrap_or(true);
+        kernel.waiting_on[me.index()] = None;
+        if withdrawn {
+            return Outcome::Fail(if killed {
+                Error::Killed
+            } else {
+                Error::Timeout
+            });
+        }
+    }
+}
+
+pub fn poll(handle: u64) -> Result<u64, Error> {
+    let process = my_process();
+    let kernel = kernel();
+    let (id, _) = lookup_notification(&kernel, process, handle, Rights::RECEIVE)?;
+    Ok(kernel.notification(id)?.poll())
+}
+
+// ---- threads ------------------------------------------------------------------------------
+
+/// Records a new thread of process `process` (not started yet).
+pub fn register_thread(kernel: &mut Kernel, process: AddressSpaceId, thread: ThreadId) {
+    if let Ok(entry) = kernel.process_mut(process) {
+        entry.threads.push(thread);
+        entry.started = true;
+    }
+    let i = thread.index();
+    kernel.started[i] = false;
+    kernel.completion[i] = Completion::Pending;
+    kernel.in_fault[i] = false;
+    kernel.fault_reply[i] = None;
+    kernel.waiting_on[i] = None;
+    kernel.lent[i] = CapHandle::NULL;
+}
+
+/// Marks `thread` started; false if it already was.
+pub fn mark_started(thread: ThreadId) -> bool {
+    let mut kernel = kernel();
+    !core::mem::replace(&mut kernel.started[thread.index()], true)
+}
+
+/// Takes `thread` out of every IPC and notification wait; callers awaiting its replies are added
+/// to `evicted`.
+fn withdraw(kernel: &mut Kernel, thread: ThreadId, evicted: &mut Evicted) {
+    let mut orphans = alloc::vec::Vec::new();
+    if let Some(Cancelled::Send { msg, .. }) = kernel.endpoints.exit(thread, |o| orphans.push(o)) {
+        give_back(kernel, thread, &msg);
+    }
+    evicted.extend(orphans.into_iter().map(|o| (o, None)));
+    if let Some(id) = kernel.waiting_on[thread.index()].take()
+        && let Ok(notification) = kernel.notification(id)
+    {
+        notification.cancel_wait(thread);
+    }
+}
+
+/// Ends the calling user thread with `code`; the last thread of a process takes the process
+/// with it.
+pub fn exit_current(code: i64) -> ! {
+    let me = sched::current();
+    let mut evicted = Evicted::new();
+    {
+        let mut kernel = kernel();
+        withdraw(&mut kernel, me, &mut evicted);
+        if let Some(process) = process_of(me) {
+            let id = process.id;
+            if let Ok(entry) = kernel.process_mut(id) {
+                entry.threads.retain(|t| *t != me);
+            }
+            kernel.maybe_retire_process(id, &mut evicted);
+        }
+    }
+    wake_evicted(evicted);
+    crate::platform::Machine::disable_interrupts();
+    sched::exit(code)
+}
+
+/// Kills `thread` (not the caller): withdrawn from IPC now, it ends itself when it next runs.
+pub fn kill_thread(thread: ThreadId) {
+    let mut evicted = Evicted::new();
+    let start = {
+        let mut kernel = kernel();
+        withdraw(&mut kernel, thread, &mut evicted);
+        !core::mem::replace(&mut kernel.started[thread.index()], true)
+    };
+    wake_evicted(evicted);
+    sched::request_kill(thread);
+    if start {
+        sched::start_thread(thread);
+    }
+}
+
+pub fn thread_kill(handle: u64) -> Outcome {
+    let thread = match lookup_thread(handle) {
+        Ok(thread) => thread,
+        Err(error) => return Outcome::Fail(error),
+    };
+    if thread == sched::current() {
+        exit_current(sched::KILLED_EXIT_CODE);
+    }
+    if matches!(
+        sched::THREADS.state(thread),
+        Ok(kernel_core::thread::ThreadState::Terminated)
+    ) {
+        return Outcome::Value(0);
+    }
+    kill_thread(thread);
+    Outcome::Value(0)
+}
+
+pub fn thread_join(handle: u64, timeout: u64) -> Outcome {
+    let me = sched::current();
+    let thread = match lookup_thread(handle) {
+        Ok(thread) => thread,
+        Err(error) => return Outcome::Fail(error),
+    };
+    if thread == me {
+        return Outcome::Fail(Error::InvalidArgument);
+    }
+    let timeout = Timeout::from_raw(timeout);
+    let deadline = deadline(timeout.into_raw());
+    loop {
+        if !sched::set_joiner(thread, me) {
+            return Outcome::Fail(Error::Busy);
+        }
+        let stack = sched::stack_of(thread);
+        match sched::THREADS.join(thread) {
+            Ok(kernel_core::thread::JoinOutcome::Exited { code, reclaimed }) => {
+                sched::finish_user_join(thread, stack, reclaimed);
+                sched::reap();
+                return if code == sched::KILLED_EXIT_CODE {
+                    Outcome::Fail(Error::Killed)
+                } else {
+                    Outcome::Value(u64::from(code as u32))
+                };
+            }
+            Ok(kernel_core::thread::JoinOutcome::Running) => {
+                if !timeout.may_block() {
+                    sched::clear_joiner(thread, me);
+                    return Outcome::Fail(Error::WouldBlock);
+                }
+                let expired = sched::block_current(deadline);
+                if sched::kill_requested() || expired {
+                    sched::clear_joiner(thread, me);
+                    return Outcome::Fail(if expired {
+                        Error::Timeout
+                    } else {
+                        Error::Killed
+                    });
+                }
+            }
+            Err(_) => {
+                sched::clear_joiner(thread, me);
+                return Outcome::Fail(Error::StaleCapability);
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Threads in the caller's own address space.
+//!
+//! Owns [`spawn_local`]: a stack (fresh frames mapped at an address the caller reserves), the
+//! start-up trampoline `rt_thread_start` (per-architecture assembly, like `_start`), and the
+//! tear-down after the thread has ended ([`LocalThread::join`]). A local thread shares the
+//! caller's capability table, so it can be handed a handle directly in its argument.
+//!
+//! It must never unmap a stack while its thread may still run (only after a successful join or a
+//! kill that the join confirmed), and never write anything but the start block into a new stack
+//! before the thread starts.
+
+use crate::syscall::{
+    StepError, cap_delete, frame_alloc, map, step, thread_create, thread_join, thread_start, unmap,
+};
+use abi::{CapHandle, Error, Rights, Timeout};
+
+/// What the trampoline finds at the top of the new stack (its argument points here).
+#[repr(C)]
+struct StartBlock {
+    main: fn(u64) -> i64,
+    arg: u64,
+}
+
+const START_BLOCK_BYTES: u64 = 16;
+const _: () = assert!(core::mem::size_of::<StartBlock>() as u64 == START_BLOCK_BYTES);
+
+// Entered by a new local thread with slot a0 = pointer to its StartBlock and sp just below it;
+// like `_start`: end the frame chains, align the stack, call Rust.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".section .text.rt_thread_start,\"ax\",@progbits",
+    ".global rt_thread_start",
+    ".type rt_thread_start,@function",
+    "rt_thread_start:",
+    "    xor ebp, ebp",
+    "    and rsp, -16",
+    "    call {entry}",
+    "    ud2",
+    ".size rt_thread_start, . - rt_thread_start",
+    entry = sym rt_thread_entry,
+);
+
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".section .text.rt_thread_start,\"ax\",%progbits",
+    ".global rt_thread_start",
+    ".type rt_thread_start,%function",
+    "rt_thread_start:",
+    "    mov x29, #0",
+    "    mov x30, #0",
+    "    mov x9, sp",
+    "    and x9, x9, #~15",
+    "    mov sp, x9",
+    "    bl {entry}",
+    "    udf #0",
+    ".size rt_thread_start, . - rt_thread_start",
+    entry = sym rt_thread_entry,
+);
+
+unsafe extern "C" {
+    /// The assembly trampoline above.
+    fn rt_thread_start();
+}
+
+/// Runs the thread's main from its start block and ends the thread with the result.
+extern "C" fn rt_thread_entry(block: *const StartBlock) -> ! {
+    // SAFETY: `spawn_local` wrote a valid StartBlock at this address, at the top of this
+    // thread's own stack, before starting the thread; nothing else writes there.
+    let StartBlock { main, arg } = unsafe { block.read() };
+    crate::syscall::thread_exit(main(arg))
+}
+
+/// A thread running in the caller's own address space, made by [`spawn_local`].
+#[derive(Debug)]
+pub struct LocalThread {
+    /// The thread (every thread right).
+    pub thread: CapHandle,
+    own_space: CapHandle,
+    frames: CapHandle,
+    stack_va: u64,
+    stack_pages: usize,
+}
+
+/// Starts `main(arg)` on a new thread in the caller's address space `own_space` (`MAP`,
+/// `CONTROL`), with a stack of `stack_pages` fresh pages mapped read-write at `stack_va`
+/// (page-aligned; the range must be unused: the kernel refuses with `Busy` otherwise). The thread
+/// ends with `main`'s return value as its exit code.
+///
+/// Safe: the stack is memory nothing else can be using (the mapping is new), the entry point is
+/// rt's trampoline, and `main` is a safe function (whatever it shares with other threads is
+/// `Sync`). Leave the page below `stack_va` unmapped as a guard.
+pub fn spawn_local(
+    own_space: CapHandle,
+    stack_va: u64,
+    stack_pages: usize,
+    main: fn(u64) -> i64,
+    arg: u64,
+) -> Result<LocalThread, StepError> {
+    let stack_bytes = (stack_pages as u64).saturating_mul(crate::process::PAGE_SIZE);
+    if stack_bytes < START_BLOCK_BYTES * 2 {
+        return Err(StepError {
+            step: "local thread stack size",
+            error: Error::InvalidArgument,
+        });
+    }
+    let frames = frame_alloc(stack_pages).map_err(step("frame_alloc (local thread stack)"))?;
+    if let Err(error) = map(own_space, frames, stack_va, Rights::READ | Rights::WRITE) {
+        let _ = cap_delete(frames);
+        return Err(StepError {
+            step: "map (local thread stack)",
+            error,
+        });
+    }
+    let top = stack_va + stack_bytes;
+    let block_va = top - START_BLOCK_BYTES;
+    // SAFETY: [stack_va, top) was mapped read-write just above (Map succeeded, so it was unmapped
+    // before and no Rust object can live there); block_va is 16-byte aligned inside it and no
+    // thread runs on this stack yet.
+    unsafe { (block_va as *mut StartBlock).write(StartBlock { main, arg }) };
+    let free = |frames| {
+        // SAFETY: no thread ever ran on this stack (creation or start failed), and nothing else
+        // references the range mapped above.
+        let _ = unsafe { unmap(own_space, stack_va, stack_pages) };
+        let _ = cap_delete(frames);
+    };
+    // SAFETY: the entry is rt's trampoline, which reads the StartBlock written above and runs a
+    // safe fn; the stack below block_va is the fresh mapping above, used by nothing else.
+    let thread = match unsafe {
+        thread_create(
+            own_space,
+            rt_thread_start as *const () as u64,
+            block_va,
+            block_va,
+        )
+    } {
+        Ok(thread) => thread,
+        Err(error) => {
+            free(frames);
+            return Err(StepError {
+                step: "thread_create (local thread)",
+                error,
+            });
+        }
+    };
+    if let Err(error) = thread_start(thread) {
+        let _ = cap_delete(thread);
+        free(frames);
+        return Err(StepError {
+            step: "thread_start (local thread)",
+            error,
+        });
+    }
+    Ok(LocalThread {
+        thread,
+        own_space,
+        frames,
+        stack_va,
+        stack_pages,
+    })
+}
+
+impl LocalThread {
+    /// Waits (at most `timeout`) for the thread to end and returns its exit code
+    /// (`Err(Killed)` if it was killed). Once it has ended either way, its stack is unmapped and
+    /// its handles deleted; after a timeout or other error nothing is freed.
+    pub fn join(self, timeout: Timeout) -> Result<u32, StepError> {
+        let result = thread_join(self.thread, timeout);
+        if matches!(result, Ok(_) | Err(Error::Killed)) {
+            // SAFETY: the thread has ended, so nothing runs on its stack any more, and no other
+            // code references that range.
+            let _ = unsafe { unmap(self.own_space, self.stack_va, self.stack_pages) };
+            let _ = cap_delete(self.frames);
+            let _ = cap_delete(self.thread);
+        }
+        result.map_err(step("thread_join (local thread)"))
+    }
+}
