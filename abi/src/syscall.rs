@@ -159,8 +159,9 @@ pub enum Syscall {
     /// Waits for a thread to end: `a0` thread (`CONTROL`), `a7` timeout. → its exit code (the low
     /// 32 bits of what it passed to [`ThreadExit`](Self::ThreadExit), zero-extended, so it is never
     /// an error code). `Killed` if it was killed (by [`ThreadKill`](Self::ThreadKill), or by the
-    /// kernel after a fault nobody resolved). `WouldBlock`, `Timeout` as for `Recv`. Any number of
-    /// threads may wait for the same thread.
+    /// kernel after a fault nobody resolved). `WouldBlock`, `Timeout` as for `Recv`. One thread at a
+    /// time may wait for a given thread; another gets `Busy`. Joining a thread reclaims it: its
+    /// handles then go stale. Joining oneself is `InvalidArgument`.
     ThreadJoin = 26,
     /// Sets the pager of an address space: `a0` address space (`CONTROL`), `a1` endpoint (`SEND`
     /// and `CALL`), or [`CapHandle::NULL`](crate::CapHandle::NULL) for none. → 0. From then on a
