@@ -99,6 +99,7 @@ fn kernel_main() -> ! {
         Ok(stack) => {
             BOOT_TESTS.call_once(|| cmdline.tests);
             BOOT_BENCH.call_once(|| cmdline.bench);
+            BOOT_INIT.call_once(|| cmdline.init);
             BOOT_STACK.call_once(|| stack);
             Machine::run_on_stack(&stack, continue_on_guarded_stack)
         }
@@ -110,6 +111,8 @@ fn kernel_main() -> ! {
 static BOOT_TESTS: Once<TestSelection<'static>> = Once::new();
 /// Whether this is a benchmark boot (`bench` on the command line).
 static BOOT_BENCH: Once<bool> = Once::new();
+/// The initrd entry to start first (`init=NAME`), if not `init`.
+static BOOT_INIT: Once<Option<&'static str>> = Once::new();
 /// The guarded boot stack, which becomes the boot thread's.
 static BOOT_STACK: Once<KernelStack> = Once::new();
 
@@ -159,7 +162,8 @@ fn continue_on_guarded_stack() -> ! {
         }
         Err(reason) => fail_stage("user", &reason, testing || bench),
     }
-    let init = match user::loader::load_init(Machine::boot_info()) {
+    let init_name = BOOT_INIT.get().copied().flatten();
+    let init = match user::loader::load_init(Machine::boot_info(), init_name) {
         Ok(thread) => {
             let _ = protocol::stage(&mut Console::new(), "init", Ok(()));
             thread

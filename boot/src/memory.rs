@@ -22,7 +22,7 @@ use spin::Once;
 pub type UserSpace = AddressSpace<<Machine as Platform>::Spaces>;
 
 /// The TLB tag allocator shared by every user address space (after the `paging` stage).
-pub static ASIDS: KLock<AsidAllocator> = KLock::new("asids", AsidAllocator::new(1));
+pub static ASIDS: KLock<AsidAllocator> = KLock::new_quiet("asids", AsidAllocator::new(1));
 
 /// Order of the buddy allocator: blocks up to 2^(ORDER-1) bytes.
 const HEAP_ORDER: usize = 32;

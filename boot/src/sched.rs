@@ -35,7 +35,7 @@ pub const NORMAL_PRIORITY: u8 = 4;
 /// The thread table: every thread's state and generation.
 pub static THREADS: ThreadTable = ThreadTable::new();
 /// This CPU's run queues and current thread. Locked with interrupts masked only.
-static SCHED: KLock<CpuScheduler> = KLock::new("run queues", CpuScheduler::new());
+static SCHED: KLock<CpuScheduler> = KLock::new_quiet("run queues", CpuScheduler::new());
 /// Sleeping threads by deadline. Locked with interrupts masked only.
 static TIMERS: KLock<TimerQueue> = KLock::new("timer queue", TimerQueue::new());
 /// Stacks (and process references) of reclaimed threads, waiting to be freed in thread context.
@@ -544,19 +544,21 @@ pub fn block_current(deadline: Option<u64>) -> bool {
 pub fn block_and_switch_to(next: ThreadId) {
     let me = current();
     let prio = payload(next).priority.load(Ordering::Relaxed);
-    let direct = {
-        let sched = SCHED.lock();
-        sched.queue().highest_priority().is_none_or(|p| p <= prio)
-    };
-    if direct && THREADS.block(me) == Ok(true) {
-        if THREADS.wake(next) == Ok(true) {
-            SCHED.lock().hand_off(next, prio);
-            switch_to_current(me, next);
+    {
+        let mut sched = SCHED.lock();
+        let direct = sched.queue().highest_priority().is_none_or(|p| p <= prio);
+        if direct && THREADS.block(me) == Ok(true) {
+            if THREADS.wake(next) == Ok(true) {
+                sched.hand_off(next, prio);
+                drop(sched);
+                switch_to_current(me, next);
+                return;
+            }
+            drop(sched);
+            // `next` was not blocked: run whoever is next, `next` included when it is ready.
+            schedule(false);
             return;
         }
-        // `next` was not blocked: run whoever is next, `next` included when it is ready.
-        schedule(false);
-        return;
     }
     let _ = wake(next);
     if THREADS.block(me) == Ok(true) {

@@ -51,6 +51,9 @@ pub struct Cmdline<'a> {
     pub rejected_overflow: bool,
     /// The word `bench`: a benchmark boot (init runs the benchmarks; `cargo xtask bench`).
     pub bench: bool,
+    /// `init=NAME`: the initrd entry to start as the first process instead of `init` (the boot
+    /// tests use it to start deliberately corrupt executables).
+    pub init: Option<&'a str>,
 }
 
 impl<'a> Cmdline<'a> {
@@ -69,6 +72,7 @@ impl<'a> Cmdline<'a> {
             rejected: ArrayVec::new(),
             rejected_overflow: false,
             bench: false,
+            init: None,
         };
         for word in line.split_ascii_whitespace() {
             if !cmdline.apply(word) && cmdline.rejected.try_push(word).is_err() {
@@ -97,6 +101,7 @@ impl<'a> Cmdline<'a> {
             ("test", list) if TestSelection::Named(list).names().next().is_some() => {
                 self.tests = TestSelection::Named(list);
             }
+            ("init", name) if !name.is_empty() && name.len() <= 64 => self.init = Some(name),
             _ => return false,
         }
         true
@@ -117,6 +122,18 @@ mod tests {
         assert!(cmdline.rejected.is_empty());
         assert!(!Cmdline::parse("benchmark").bench);
         assert!(!Cmdline::parse("bench=1").bench);
+    }
+
+    #[test]
+    fn init_names_the_first_program() {
+        assert_eq!(
+            Cmdline::parse("init=bad_init test=all").init,
+            Some("bad_init")
+        );
+        assert_eq!(Cmdline::parse("test=all").init, None);
+        let empty = Cmdline::parse("init=");
+        assert_eq!(empty.init, None);
+        assert_eq!(rejected(&empty), ["init="]);
     }
 
     fn rejected<'a>(cmdline: &Cmdline<'a>) -> Vec<&'a str> {

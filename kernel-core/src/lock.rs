@@ -298,6 +298,9 @@ pub struct SpinLock<T, H: LockHal> {
     owner_thread: AtomicU64,
     owner_site: AtomicU32,
     owner_since: AtomicU64,
+    /// Uncontended acquisitions and releases leave no trace event and read no clock (see
+    /// [`new_quiet`](Self::new_quiet)).
+    quiet: bool,
     hal: PhantomData<fn() -> H>,
 }
 
@@ -322,8 +325,19 @@ impl<T, H: LockHal> SpinLock<T, H> {
             owner_thread: AtomicU64::new(0),
             owner_site: AtomicU32::new(NO_SITE),
             owner_since: AtomicU64::new(0),
+            quiet: false,
             hal: PhantomData,
         }
+    }
+
+    /// A lock for the kernel's hottest paths (IPC, the context switch): like [`new`](Self::new),
+    /// the owner (CPU, thread, call site) is recorded and a long wait is reported, but an
+    /// uncontended acquisition or release records no trace event and reads no clock, so the
+    /// owner's "held since" is unknown (0). A contended acquisition is traced as usual.
+    pub const fn new_quiet(name: &'static str, value: T) -> Self {
+        let mut lock = Self::new(name, value);
+        lock.quiet = true;
+        lock
     }
 
     /// The lock's name.
@@ -456,9 +470,14 @@ impl<T, H: LockHal> SpinLock<T, H> {
         site: &'static Location<'static>,
         irq: IrqRestore<H>,
     ) -> SpinGuard<'a, T, H> {
-        let (cpu, now) = (H::cpu(), H::now_ns());
-        self.set_owner(cpu, H::thread(), register(site), now);
-        H::trace(self.event(EventKind::LockAcquire, now, cpu, site_id(site)));
+        let cpu = H::cpu();
+        if self.quiet {
+            self.set_owner(cpu, H::thread(), register(site), 0);
+        } else {
+            let now = H::now_ns();
+            self.set_owner(cpu, H::thread(), register(site), now);
+            H::trace(self.event(EventKind::LockAcquire, now, cpu, site_id(site)));
+        }
         SpinGuard {
             lock: self,
             site: site_id(site),
@@ -637,7 +656,9 @@ impl<T, H: LockHal> Drop for SpinGuard<'_, T, H> {
         // so no later owner is ever overwritten.
         let lock = self.lock;
         lock.set_owner(NO_CPU, 0, NO_SITE, 0);
-        H::trace(lock.event(EventKind::LockRelease, H::now_ns(), H::cpu(), self.site));
+        if !lock.quiet {
+            H::trace(lock.event(EventKind::LockRelease, H::now_ns(), H::cpu(), self.site));
+        }
     }
 }
 
@@ -759,6 +780,20 @@ mod tests {
         assert_eq!(sites[0], sites[1]);
         assert_ne!(sites[1], sites[2]);
         assert_eq!(sites[0], site_id(at));
+        assert!(reports().is_empty());
+    }
+
+    #[test]
+    fn a_quiet_lock_records_its_owner_but_no_uncontended_event() {
+        machine(1, tid(3, 2), 5_000, 0);
+        let lock = SpinLock::<u32, Fake>::new_quiet("ipc", 0);
+        let guard = lock.lock();
+        let owner = lock.owner().unwrap();
+        assert_eq!((owner.cpu, owner.thread, owner.since_ns), (1, tid(3, 2), 0));
+        drop(guard);
+        assert_eq!(lock.owner(), None);
+        drop(lock.lock_irqsave());
+        assert!(traces().is_empty(), "{:?}", traces());
         assert!(reports().is_empty());
     }
 

@@ -1,11 +1,15 @@
-//! `cargo xtask lint`: clippy, warnings denied, on the host crates and on each kernel target.
+//! `cargo xtask lint`: clippy, warnings denied, on the host crates, on each kernel target and on
+//! the user programs of each architecture.
 //!
 //! Owns the lint recipe: the host crates (the workspace's default members, all targets) with a
-//! plain host build, and the kernel crates per architecture with `-p` and their own `--target`
+//! plain host build, the kernel crates per architecture with `-p` and their own `--target`
 //! and code-generation flags (a `--workspace` build for one target would also build the other
-//! architecture's crates and fail).
+//! architecture's crates and fail), and the user programs per architecture exactly as
+//! [`userspace`] builds them (same packages, user target, flags and `target/user`, through
+//! [`userspace::user_cargo`]).
 
 use crate::arch::Arch;
+use crate::userspace;
 use crate::workspace;
 use anyhow::{Context, Result};
 use std::process::Command;
@@ -41,6 +45,21 @@ pub fn run(arches: &[Arch]) -> Result<Vec<String>> {
             .context("cannot start cargo clippy")?;
         if !status.success() {
             failed.push(format!("{arch} kernel"));
+        }
+    }
+    let packages = userspace::user_packages()?;
+    if packages.is_empty() {
+        eprintln!("clippy: no user programs");
+        return Ok(failed);
+    }
+    for &arch in arches {
+        eprintln!("clippy: {arch} user programs ({})", arch.user_target());
+        let status = userspace::user_cargo(arch, "clippy", &packages)?
+            .args(["--", "-D", "warnings"])
+            .status()
+            .context("cannot start cargo clippy")?;
+        if !status.success() {
+            failed.push(format!("{arch} user programs"));
         }
     }
     Ok(failed)

@@ -12,7 +12,8 @@
 //!   `target/bench/<arch>.json`.
 //! - `symbolize`: [`symbolize`] annotates the addresses of a serial log.
 //! - `trace`: [`trace`] decodes the `[trace]` dumps of a serial log.
-//! - `lint`: [`lint`] runs clippy on the host crates and on each kernel target.
+//! - `lint`: [`lint`] runs clippy on the host crates, on each kernel target and on the user
+//!   programs.
 //!
 //! Every boot gets the kernel image and the initrd. [`install`] makes sure QEMU is there;
 //! [`workspace`] knows every path; [`arch`] every per-architecture constant.
@@ -148,9 +149,10 @@ enum Command {
         #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
         timeout_secs: u64,
     },
-    /// Run clippy (warnings denied) on the host crates and on each kernel target.
+    /// Run clippy (warnings denied) on the host crates, on each kernel target and on the user
+    /// programs of each architecture.
     Lint {
-        /// Kernel targets to lint.
+        /// Architectures to lint (kernel and user targets).
         #[arg(long, value_enum, default_value = "all")]
         arch: ArchSet,
     },

@@ -2,7 +2,7 @@
 //!
 //! Owns the meaning of every scenario key (documented for humans in `tests/README.md`), the
 //! checks made when a file is loaded (unknown keys, unknown stages, crash keys on a pass
-//! scenario, ...), and turning a scenario plus an architecture into a [`Plan`]: the QEMU machine,
+//! scenario, a stage-fails scenario without its stage, ...), and turning a scenario plus an architecture into a [`Plan`]: the QEMU machine,
 //! the command line, the timeout and the [`Check`] the verdict applies.
 
 use crate::arch::Arch;
@@ -27,6 +27,9 @@ pub enum Expectation {
     Pass,
     /// A deliberate trap or panic: a report and exit status crashed.
     Crash,
+    /// A deliberate stage failure (`failed_stage`): `[stage] NAME FAILED`, exit status failed.
+    #[serde(rename = "stage_fails")]
+    StageFails,
 }
 
 /// Keys valid both at the top level and in an `[x86_64]`/`[aarch64]` table.
@@ -56,6 +59,7 @@ struct File {
     #[serde(default)]
     append: String,
     expect: Expectation,
+    failed_stage: Option<String>,
     stages: Option<Vec<String>>,
     min_tests: Option<u64>,
     timeout_secs: Option<u64>,
@@ -114,7 +118,24 @@ impl Scenario {
             "scenario names are lowercase letters, digits and `_`: `{name}`"
         );
         let file: File = toml::from_str(text)?;
-        let stage_list = file.stages.clone().unwrap_or_else(|| stages.order.clone());
+        let stage_list = match (file.expect, &file.failed_stage) {
+            (Expectation::StageFails, Some(failed)) => {
+                ensure!(
+                    file.stages.is_none(),
+                    "`stages` does not apply to expect = \"stage_fails\": the stages before \
+                     `failed_stage` in tests/stages.toml must report ok"
+                );
+                let Some(at) = stages.order.iter().position(|s| s == failed) else {
+                    bail!("unknown failed_stage `{failed}` (see tests/stages.toml)");
+                };
+                stages.order[..at].to_vec()
+            }
+            (Expectation::StageFails, None) => {
+                bail!("expect = \"stage_fails\" needs `failed_stage`")
+            }
+            (_, Some(_)) => bail!("`failed_stage` applies only to expect = \"stage_fails\""),
+            (_, None) => file.stages.clone().unwrap_or_else(|| stages.order.clone()),
+        };
         for s in &stage_list {
             ensure!(
                 stages.knows(s),
@@ -138,16 +159,26 @@ impl Scenario {
             tables.iter().any(|(_, t)| !t.skip),
             "every architecture is skipped"
         );
+        let crash_key = file.trap.is_some()
+            || file.symbol.is_some()
+            || tables
+                .iter()
+                .any(|(_, t)| t.trap.is_some() || t.symbol.is_some());
         match file.expect {
             Expectation::Pass => {
-                let crash_key = file.trap.is_some()
-                    || file.symbol.is_some()
-                    || tables
-                        .iter()
-                        .any(|(_, t)| t.trap.is_some() || t.symbol.is_some());
                 ensure!(
                     !crash_key,
                     "`trap` and `symbol` apply only to expect = \"crash\""
+                );
+            }
+            Expectation::StageFails => {
+                ensure!(
+                    !crash_key,
+                    "`trap` and `symbol` apply only to expect = \"crash\""
+                );
+                ensure!(
+                    file.min_tests.is_none(),
+                    "`min_tests` applies only to expect = \"pass\""
                 );
             }
             Expectation::Crash => {
@@ -231,6 +262,9 @@ impl Scenario {
             Expectation::Crash => Expect::Crash {
                 trap: t.trap.clone().or_else(|| f.trap.clone()),
                 symbol: t.symbol.clone().or_else(|| f.symbol.clone()),
+            },
+            Expectation::StageFails => Expect::StageFails {
+                stage: f.failed_stage.clone().unwrap_or_default(),
             },
         };
         let timeout = t
@@ -347,6 +381,54 @@ trap = "data abort"
     }
 
     #[test]
+    fn stage_fails_scenario_expects_the_stages_before_the_failed_one() {
+        let text = "description = \"d\"\nappend = \"test=all init=bad\"\n\
+                    expect = \"stage_fails\"\nfailed_stage = \"traps\"\n\
+                    log_must_contain = [\"ELF:\"]\n[aarch64]\nlog_must_contain = [\"arm\"]\n";
+        let s = Scenario::parse("bad", text, &stages()).unwrap();
+        let p = s.plan(Arch::X86_64, None).unwrap();
+        assert_eq!(p.check.stages, ["serial", "bootinfo"]);
+        assert_eq!(
+            p.check.expect,
+            Expect::StageFails {
+                stage: "traps".into()
+            }
+        );
+        assert_eq!(p.check.log_must_contain, ["ELF:"]);
+        let arm = s.plan(Arch::Aarch64, None).unwrap();
+        assert_eq!(arm.check.log_must_contain, ["ELF:", "arm"]);
+        let first = text.replace("\"traps\"", "\"serial\"");
+        let s = Scenario::parse("bad", &first, &stages()).unwrap();
+        assert!(s.plan(Arch::X86_64, None).unwrap().check.stages.is_empty());
+    }
+
+    #[test]
+    fn stage_fails_mistakes_are_refused() {
+        let st = stages();
+        let bad = |text: &str| Scenario::parse("s", text, &st).unwrap_err().to_string();
+        let base = "description = \"d\"\nexpect = \"stage_fails\"\n";
+        assert!(bad(base).contains("needs `failed_stage`"));
+        assert!(bad(&format!("{base}failed_stage = \"hepa\"\n")).contains("hepa"));
+        let with = format!("{base}failed_stage = \"traps\"\n");
+        assert!(Scenario::parse("s", &with, &st).is_ok());
+        assert!(bad(&format!("{with}stages = [\"serial\"]\n")).contains("`stages`"));
+        assert!(bad(&format!("{with}min_tests = 1\n")).contains("min_tests"));
+        assert!(bad(&format!("{with}trap = \"x\"\n")).contains("crash"));
+        assert!(bad(&format!("{with}[x86_64]\nsymbol = \"f\"\n")).contains("crash"));
+        assert!(
+            bad(&format!("{with}[x86_64]\nfailed_stage = \"heap\"\n")).contains("failed_stage")
+        );
+        for other in ["pass", "crash\"\ntrap = \"x"] {
+            let text =
+                format!("description = \"d\"\nexpect = \"{other}\"\nfailed_stage = \"traps\"\n");
+            assert!(
+                bad(&text).contains("only to expect = \"stage_fails\""),
+                "{other}"
+            );
+        }
+    }
+
+    #[test]
     fn mistakes_are_refused() {
         let st = stages();
         let bad = |text: &str| Scenario::parse("s", text, &st).unwrap_err().to_string();
@@ -390,6 +472,10 @@ trap = "data abort"
             "fault_unmapped",
             "fault_undefined",
             "panic_report",
+            "init_truncated",
+            "init_bad_magic",
+            "init_wrong_machine",
+            "init_bad_segment",
         ] {
             assert!(names.contains(&want), "missing scenario {want}");
         }

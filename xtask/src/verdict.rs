@@ -5,7 +5,9 @@
 //! none reports `FAILED`; the exit status matches the expectation; a pass run has only `ok`
 //! tests, at least `min_tests` of them, and one `[done]` whose counts equal the `[test]` lines;
 //! a crash run has a `[trap]` or `[panic]` report whose kind matches and whose symbolized frames
-//! name the expected function; every `log_must_contain` substring appears. Pure: no I/O.
+//! name the expected function; a stage-fails run has the expected stage `FAILED` after the
+//! expected `ok` stages, exit status failed and no crash; every `log_must_contain` substring
+//! appears. Pure: no I/O.
 
 use crate::console::{ConsoleLog, Line};
 use crate::qemu::{GuestExit, Outcome};
@@ -16,7 +18,7 @@ use crate::symbolize::{self, SymbolTable};
 pub struct Check {
     /// Stages that must report `ok`, in this order.
     pub stages: Vec<String>,
-    /// Pass or crash, with their details.
+    /// Pass, crash or stage failure, with their details.
     pub expect: Expect,
     /// Substrings the log must contain.
     pub log_must_contain: Vec<String>,
@@ -36,6 +38,12 @@ pub enum Expect {
         trap: Option<String>,
         /// Substring of a function named by a symbolized frame.
         symbol: Option<String>,
+    },
+    /// A deliberate stage failure: `[stage] STAGE FAILED reason` after the `ok` of every stage
+    /// of [`Check::stages`], exit status failed, no `[trap]` or `[panic]`.
+    StageFails {
+        /// The stage that must report `FAILED`.
+        stage: String,
     },
 }
 
@@ -74,7 +82,11 @@ pub fn judge(
         v.silent = true;
         v.fail("no output on the serial console");
     }
-    check_stages(&check.stages, log, &mut v);
+    let failing = match &check.expect {
+        Expect::StageFails { stage } => Some(stage.as_str()),
+        Expect::Pass { .. } | Expect::Crash { .. } => None,
+    };
+    check_stages(&check.stages, failing, log, &mut v);
 
     match outcome {
         Outcome::TimedOut(after) => v.fail(format!("timed out after {}s", after.as_secs())),
@@ -82,6 +94,7 @@ pub fn judge(
             let wanted = match check.expect {
                 Expect::Pass { .. } => GuestExit::Passed,
                 Expect::Crash { .. } => GuestExit::Crashed,
+                Expect::StageFails { .. } => GuestExit::Failed,
             };
             if *exit != wanted {
                 v.fail(format!("exit status {exit}, expected {wanted}"));
@@ -99,6 +112,7 @@ pub fn judge(
         Expect::Crash { trap, symbol } => {
             check_crash(trap.as_deref(), symbol.as_deref(), log, symbols, &mut v);
         }
+        Expect::StageFails { .. } => check_no_crash_or_failed_test(log, &mut v),
     }
 
     for line in log.malformed() {
@@ -112,37 +126,86 @@ pub fn judge(
     v
 }
 
-/// Every expected stage `ok`, in order; no stage `FAILED`.
-fn check_stages(expected: &[String], log: &ConsoleLog, v: &mut Verdict) {
-    let mut oks: Vec<&str> = Vec::new();
+/// Every expected stage `ok`, in order; no stage `FAILED` except `failing`, which must report
+/// `FAILED` (and not `ok`) after all of them.
+fn check_stages(expected: &[String], failing: Option<&str>, log: &ConsoleLog, v: &mut Verdict) {
+    let seen: Vec<(&str, &Result<(), String>)> = log.stages().collect();
     let mut failed: Vec<&str> = Vec::new();
-    for (name, result) in log.stages() {
+    // Index in `seen` of the expected failure.
+    let mut expected_failure = None;
+    for (i, &(name, result)) in seen.iter().enumerate() {
         match result {
-            Ok(()) => oks.push(name),
+            Err(_) if Some(name) == failing && expected_failure.is_none() => {
+                expected_failure = Some(i);
+            }
             Err(reason) => {
                 failed.push(name);
                 v.fail(format!("stage {name} FAILED: {reason}"));
                 v.hint_stage.get_or_insert_with(|| name.to_owned());
             }
+            Ok(()) if Some(name) == failing => {
+                // No hint: the stage's hint explains a stage that did not report ok.
+                v.fail(format!("stage {name} reported ok, expected it to FAIL"));
+            }
+            Ok(()) => {}
         }
     }
-    if let Some(missing) = expected.iter().find(|s| !oks.contains(&s.as_str())) {
+    let ok_at = |stage: &str| {
+        seen.iter()
+            .position(|&(name, result)| name == stage && result.is_ok())
+    };
+    if let Some(missing) = expected.iter().find(|s| ok_at(s).is_none()) {
         if !v.silent && !failed.contains(&missing.as_str()) {
             v.fail(format!("missing stage {missing}"));
         }
         v.hint_stage.get_or_insert_with(|| missing.clone());
         return;
     }
+    if let Some(failing) = failing
+        && expected_failure.is_none()
+    {
+        // A stage that reported ok instead was reported above.
+        let passed = seen.iter().any(|&(n, r)| n == failing && r.is_ok());
+        if !passed {
+            if !v.silent {
+                v.fail(format!("no [stage] {failing} FAILED line"));
+            }
+            v.hint_stage.get_or_insert_with(|| failing.to_owned());
+        }
+        return;
+    }
     let positions: Vec<usize> = expected
         .iter()
-        .filter_map(|s| oks.iter().position(|o| o == s))
+        .filter_map(|s| ok_at(s))
+        .chain(expected_failure)
         .collect();
     if positions.windows(2).any(|w| w[0] >= w[1]) {
+        let mut want: Vec<String> = expected.to_vec();
+        want.extend(failing.map(|f| format!("{f} FAILED")));
+        let saw: Vec<String> = seen
+            .iter()
+            .map(|&(name, result)| match result {
+                Ok(()) => name.to_owned(),
+                Err(_) => format!("{name} FAILED"),
+            })
+            .collect();
         v.fail(format!(
             "stages out of order: expected {}, saw {}",
-            expected.join(", "),
-            oks.join(", ")
+            want.join(", "),
+            saw.join(", ")
         ));
+    }
+}
+
+/// A stage-fails run: no `[trap]` or `[panic]`, no `[test] ... FAILED`.
+fn check_no_crash_or_failed_test(log: &ConsoleLog, v: &mut Verdict) {
+    for (name, result) in log.tests() {
+        if let Err(reason) = result {
+            v.fail(format!("test {name} FAILED: {reason}"));
+        }
+    }
+    for report in log.reports() {
+        v.fail(format!("unexpected {}", describe(report)));
     }
 }
 
@@ -445,6 +508,113 @@ mod tests {
         );
         assert_eq!(no_symbols.failures.len(), 1);
         assert!(no_symbols.failures[0].contains("no kernel symbol table"));
+    }
+
+    fn stage_fails() -> Check {
+        let mut c = check(Expect::StageFails {
+            stage: "init".into(),
+        });
+        c.log_must_contain = vec!["bad_init_magic: ELF: bad magic".into()];
+        c
+    }
+
+    const INIT_FAILED: &str =
+        "[stage] init FAILED bad_init_magic: ELF: bad magic [00, 45, 4c, 46]\n";
+
+    #[test]
+    fn the_expected_stage_failure_passes() {
+        let log = format!("{STAGES}[stage] paging ok\r\n{INIT_FAILED}");
+        let v = run(&stage_fails(), &log, exited(GuestExit::Failed));
+        assert!(v.passed(), "{v:?}");
+        assert_eq!(v.hint_stage, None);
+    }
+
+    #[test]
+    fn a_stage_that_should_fail_but_passes_fails() {
+        let log = format!("{STAGES}[stage] init ok\n[test] a ok\n[done] 1 passed, 0 failed\n");
+        let v = run(&stage_fails(), &log, exited(GuestExit::Passed));
+        assert_eq!(
+            v.failures,
+            [
+                "stage init reported ok, expected it to FAIL",
+                "exit status passed, expected failed",
+                "log lacks `bad_init_magic: ELF: bad magic`",
+            ]
+        );
+        assert_eq!(v.hint_stage, None);
+    }
+
+    #[test]
+    fn a_crash_instead_of_or_after_the_stage_failure_fails() {
+        let log = format!("{STAGES}[trap] page fault at pc=0x1010 (vector 14)\n");
+        let v = run(&stage_fails(), &log, exited(GuestExit::Crashed));
+        assert_eq!(
+            v.failures,
+            [
+                "no [stage] init FAILED line",
+                "exit status crashed, expected failed",
+                "unexpected trap `page fault` at 0x1010",
+                "log lacks `bad_init_magic: ELF: bad magic`",
+            ]
+        );
+        assert_eq!(v.hint_stage.as_deref(), Some("init"));
+        let log = format!("{STAGES}{INIT_FAILED}[panic] oops at boot/src/main.rs:1:1\n");
+        let v = run(&stage_fails(), &log, exited(GuestExit::Crashed));
+        assert_eq!(
+            v.failures,
+            [
+                "exit status crashed, expected failed",
+                "unexpected panic `oops at boot/src/main.rs:1:1`",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stage_failure_needs_every_earlier_stage_the_failed_exit_and_no_timeout() {
+        // An earlier stage failed instead.
+        let log = "[stage] serial ok\n[stage] bootinfo ok\n[stage] frames ok\n\
+                   [stage] heap FAILED no heap\n";
+        let v = run(&stage_fails(), log, exited(GuestExit::Failed));
+        assert_eq!(
+            v.failures,
+            [
+                "stage heap FAILED: no heap",
+                "log lacks `bad_init_magic: ELF: bad magic`"
+            ]
+        );
+        assert_eq!(v.hint_stage.as_deref(), Some("heap"));
+        // An earlier stage is missing.
+        let log = format!("[stage] serial ok\n{INIT_FAILED}");
+        let v = run(&stage_fails(), &log, exited(GuestExit::Failed));
+        assert_eq!(v.failures, ["missing stage bootinfo"]);
+        // The failure came before a stage that must precede it.
+        let log = format!(
+            "[stage] serial ok\n{INIT_FAILED}[stage] bootinfo ok\n[stage] frames ok\n\
+                           [stage] heap ok\n[stage] traps ok\n"
+        );
+        let v = run(&stage_fails(), &log, exited(GuestExit::Failed));
+        assert_eq!(v.failures.len(), 1, "{v:?}");
+        assert!(v.failures[0].starts_with(
+            "stages out of order: expected serial, bootinfo, frames, heap, traps, init FAILED, \
+             saw serial, init FAILED, bootinfo"
+        ));
+        // Right log, but the guest hung or exited as passed or with a failed test.
+        let log = format!("{STAGES}{INIT_FAILED}");
+        let v = run(
+            &stage_fails(),
+            &log,
+            Outcome::TimedOut(Duration::from_secs(60)),
+        );
+        assert_eq!(v.failures, ["timed out after 60s"]);
+        let v = run(&stage_fails(), &log, exited(GuestExit::Passed));
+        assert_eq!(v.failures, ["exit status passed, expected failed"]);
+        let log = format!("{STAGES}[test] early FAILED no\n{INIT_FAILED}");
+        let v = run(&stage_fails(), &log, exited(GuestExit::Failed));
+        assert_eq!(v.failures, ["test early FAILED: no"]);
+        // A silent boot.
+        let v = run(&stage_fails(), "", exited(GuestExit::Failed));
+        assert!(v.silent);
+        assert_eq!(v.failures, ["no output on the serial console"]);
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub const TIMER_VECTOR: u8 = 0x20;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 static TSC_ORIGIN: AtomicU64 = AtomicU64::new(0);
+/// Nanoseconds per TSC tick as a 32.32 fixed-point number, so that `now_ns` (on the trace and
+/// switch paths) multiplies instead of dividing.
+static NS_PER_TICK_FP32: AtomicU64 = AtomicU64::new(0);
 static TICK_HANDLER: Once<fn()> = Once::new();
 
 fn rdtsc() -> u64 {
@@ -30,7 +33,8 @@ pub fn now_ns() -> u64 {
         return 0;
     }
     let elapsed = rdtsc().wrapping_sub(TSC_ORIGIN.load(Ordering::Relaxed));
-    (u128::from(elapsed) * 1_000_000_000 / u128::from(hz)) as u64
+    let scale = NS_PER_TICK_FP32.load(Ordering::Relaxed);
+    ((u128::from(elapsed) * u128::from(scale)) >> 32) as u64
 }
 
 /// Enables the LAPIC, calibrates the clocks and starts the periodic tick at `hz`, calling
@@ -43,6 +47,10 @@ pub fn init(
     lapic::init(frames)?;
     let Calibration { tsc_hz, lapic_hz } = lapic::calibrate()?;
     TSC_ORIGIN.store(rdtsc(), Ordering::Relaxed);
+    NS_PER_TICK_FP32.store(
+        ((1_000_000_000u128 << 32) / u128::from(tsc_hz.max(1))) as u64,
+        Ordering::Relaxed,
+    );
     TSC_HZ.store(tsc_hz, Ordering::Release);
     TICK_HANDLER.call_once(|| handler);
     lapic::start_periodic(Calibration { tsc_hz, lapic_hz }, hz, TIMER_VECTOR);

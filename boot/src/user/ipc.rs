@@ -8,7 +8,7 @@
 //! before waking it; a thread woken without that (timeout, kill) withdraws itself. It must never
 //! hold the kernel objects' lock across a switch, and never leave a dead thread in a queue.
 
-use super::objects::{Completion, Evicted, Kernel, kernel};
+use super::objects::{Evicted, Kernel, clear_completion, complete, kernel, take_completion};
 use super::syscall::{Outcome, deadline, lookup_thread, my_process};
 use super::{UserFrame, frame_of, process_of};
 use crate::sched;
@@ -178,15 +178,15 @@ fn write_reply(
         }
         frame.set_slot(CAP, handle.into_raw());
     }
-    kernel.completion[caller.index()] = Completion::Done;
+    complete(caller);
 }
 
 /// Completes a blocked sender whose `send` was taken by a receiver.
-fn complete_sender(kernel: &mut Kernel, sender: ThreadId) {
+fn complete_sender(sender: ThreadId) {
     // SAFETY: the sender is blocked in `send` (the endpoint just took its message), not the
     // caller, and the objects' lock is held.
     unsafe { frame_of(sender) }.set_result(0);
-    kernel.completion[sender.index()] = Completion::Done;
+    complete(sender);
 }
 
 /// Wakes threads whose object went away or whose partner died, with `Killed`.
@@ -209,7 +209,7 @@ pub fn wake_evicted(evicted: Evicted) {
                 unsafe { frame_of(*thread) }.set_result(Error::Killed.into_raw() as u64);
             }
             kernel.waiting_on[thread.index()] = None;
-            kernel.completion[thread.index()] = Completion::Done;
+            complete(*thread);
         }
     }
     for (thread, _) in evicted {
@@ -228,15 +228,19 @@ fn wait_for_completion(me: ThreadId, deadline: Option<u64>, blocked_already: boo
             deadline.is_some_and(|d| crate::platform::Machine::now_ns() >= d)
         };
         first = true;
-        let mut kernel = kernel();
-        if kernel.completion[me.index()] == Completion::Done {
-            kernel.completion[me.index()] = Completion::Pending;
+        // The completer marks the thread done only after writing its registers: no lock needed
+        // to see it (the common case, right after a hand-off).
+        if take_completion(me) {
             return Outcome::Written;
         }
         let killed = sched::kill_requested();
         if !(expired || killed) {
             // Woken for nothing of ours (a stale wake): wait on.
             continue;
+        }
+        let mut kernel = kernel();
+        if take_completion(me) {
+            return Outcome::Written;
         }
         if let Some(Cancelled::Send { msg, .. }) = kernel.endpoints.cancel(me) {
             give_back(&mut kernel, me, &msg);
@@ -264,7 +268,7 @@ pub fn send(frame: &mut UserFrame) -> Outcome {
         Ok(msg) => msg,
         Err(error) => return Outcome::Fail(error),
     };
-    kernel.completion[me.index()] = Completion::Pending;
+    clear_completion(me);
     match kernel
         .endpoints
         .send(endpoint, me, badge, msg, timeout.may_block())
@@ -277,7 +281,7 @@ pub fn send(frame: &mut UserFrame) -> Outcome {
             // SAFETY: the receiver was blocked in `recv`; it is not the caller; lock held.
             let target = unsafe { frame_of(receiver) };
             write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
-            kernel.completion[receiver.index()] = Completion::Done;
+            complete(receiver);
             drop(kernel);
             wake_evicted(evicted);
             sched::wake_thread(receiver);
@@ -301,7 +305,7 @@ pub fn recv(frame: &mut UserFrame) -> Outcome {
             Ok(found) => found,
             Err(error) => return Outcome::Fail(error),
         };
-    kernel.completion[me.index()] = Completion::Pending;
+    clear_completion(me);
     match kernel.endpoints.recv(endpoint, me, timeout.may_block()) {
         Err(error) => Outcome::Fail(error),
         Ok(RecvOutcome::Received(received)) => {
@@ -315,7 +319,7 @@ pub fn recv(frame: &mut UserFrame) -> Outcome {
                 &mut evicted,
             );
             if received.wake_sender {
-                complete_sender(&mut kernel, sender);
+                complete_sender(sender);
             }
             drop(kernel);
             wake_evicted(evicted);
@@ -347,7 +351,7 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
         Ok(msg) => msg,
         Err(error) => return Outcome::Fail(error),
     };
-    kernel.completion[me.index()] = Completion::Pending;
+    clear_completion(me);
     match kernel
         .endpoints
         .call(endpoint, me, badge, msg, timeout.may_block())
@@ -360,7 +364,7 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
             // SAFETY: the receiver was blocked in `recv`; it is not the caller; lock held.
             let target = unsafe { frame_of(receiver) };
             write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
-            kernel.completion[receiver.index()] = Completion::Done;
+            complete(receiver);
             drop(kernel);
             wake_evicted(evicted);
             sched::block_and_switch_to(receiver);
@@ -415,7 +419,7 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
         Ok(msg) => msg,
         Err(error) => return Outcome::Fail(error),
     };
-    kernel.completion[me.index()] = Completion::Pending;
+    clear_completion(me);
     match kernel
         .endpoints
         .reply_recv(endpoint, me, token, msg, timeout.may_block())
@@ -437,7 +441,7 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
                 &mut evicted,
             );
             if received.wake_sender {
-                complete_sender(&mut kernel, sender);
+                complete_sender(sender);
             }
             drop(kernel);
             wake_evicted(evicted);
@@ -475,7 +479,7 @@ pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u3
     let mut kernel = kernel();
     kernel.in_fault[me.index()] = true;
     kernel.fault_reply[me.index()] = None;
-    kernel.completion[me.index()] = Completion::Pending;
+    clear_completion(me);
     let blocked_already = match kernel.endpoints.call(endpoint, me, badge, msg, true) {
         Err(_) => {
             kernel.in_fault[me.index()] = false;
@@ -485,7 +489,7 @@ pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u3
             // SAFETY: the pager thread was blocked in `recv`; it is not the caller; lock held.
             let target = unsafe { frame_of(receiver) };
             write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
-            kernel.completion[receiver.index()] = Completion::Done;
+            complete(receiver);
             drop(kernel);
             wake_evicted(evicted);
             sched::block_and_switch_to(receiver);
@@ -519,7 +523,7 @@ pub fn signal(handle: u64, bits: u64) -> Result<u64, Error> {
                 // SAFETY: the waiter is blocked in `wait`; it is not the caller; lock held.
                 unsafe { frame_of(waiter) }.set_result(bits);
                 kernel.waiting_on[waiter.index()] = None;
-                kernel.completion[waiter.index()] = Completion::Done;
+                complete(waiter);
                 Some(waiter)
             }
         }
@@ -541,7 +545,7 @@ pub fn wait(handle: u64, timeout: u64) -> Outcome {
             Ok((id, _)) => id,
             Err(error) => return Outcome::Fail(error),
         };
-        kernel.completion[me.index()] = Completion::Pending;
+        clear_completion(me);
         let outcome = kernel
             .notification(id)
             .and_then(|n| n.wait(me, timeout.may_block()));
@@ -554,14 +558,16 @@ pub fn wait(handle: u64, timeout: u64) -> Outcome {
     };
     loop {
         let expired = sched::block_current(deadline);
-        let mut kernel = kernel();
-        if kernel.completion[me.index()] == Completion::Done {
-            kernel.completion[me.index()] = Completion::Pending;
+        if take_completion(me) {
             return Outcome::Written;
         }
         let killed = sched::kill_requested();
         if !(expired || killed) {
             continue;
+        }
+        let mut kernel = kernel();
+        if take_completion(me) {
+            return Outcome::Written;
         }
         let withdrawn = kernel
             .notification(id)
@@ -595,7 +601,7 @@ pub fn register_thread(kernel: &mut Kernel, process: AddressSpaceId, thread: Thr
     }
     let i = thread.index();
     kernel.started[i] = false;
-    kernel.completion[i] = Completion::Pending;
+    clear_completion(thread);
     kernel.in_fault[i] = false;
     kernel.fault_reply[i] = None;
     kernel.waiting_on[i] = None;

@@ -171,8 +171,10 @@ pub fn probe() -> Result<(), String> {
     }
 }
 
-/// Loads `init` from the initrd into a new process and creates its thread (not started).
-pub fn load_init(info: &BootInfo) -> Result<ThreadId, String> {
+/// Loads `init` (or the entry `name`) from the initrd into a new process and creates its thread
+/// (not started).
+pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<ThreadId, String> {
+    let name = name.unwrap_or(INIT_NAME);
     let initrd = info.initrd.ok_or(
         "no initrd: boot with -initrd (cargo xtask builds target/images/<arch>/initrd.cpio)",
     )?;
@@ -184,16 +186,17 @@ pub fn load_init(info: &BootInfo) -> Result<ThreadId, String> {
     };
     let archive = Archive::new(archive_bytes).map_err(|e| format!("initrd: {e}"))?;
     let elf = archive
-        .find(INIT_NAME)
+        .find(name)
         .map_err(|e| format!("initrd: {e}"))?
-        .ok_or("initrd: there is no `init` in the archive")?;
+        .ok_or_else(|| format!("initrd: there is no `{name}` in the archive"))?;
     let limits = Limits {
         user_start: USER_START,
         user_end: INITRD_VA,
         page_size: FRAME_SIZE,
         max_file_bytes: 64 << 20,
     };
-    let plan = elf_image::plan(elf.data, ELF_MACHINE, &limits).map_err(|e| format!("init: {e}"))?;
+    let plan =
+        elf_image::plan(elf.data, ELF_MACHINE, &limits).map_err(|e| format!("{name}: {e}"))?;
     crate::kprintln!(
         "[init] {} bytes, entry {:#x}, {} segments; initrd {} bytes",
         elf.data.len(),
@@ -202,7 +205,7 @@ pub fn load_init(info: &BootInfo) -> Result<ThreadId, String> {
         len
     );
 
-    let id = new_process(INIT_NAME)?;
+    let id = new_process(name)?;
     let mut kernel = kernel();
     for segment in plan.segments() {
         let (start, end) = plan.page_range(segment);

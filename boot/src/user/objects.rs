@@ -21,6 +21,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::cap::{
     AddressSpaceId, CapTable, Capability, EndpointId, NotificationId, ObjectRef,
 };
@@ -106,13 +107,24 @@ struct FrameRecord {
     owned: bool,
 }
 
-/// Why a blocked thread was woken, written by whoever completed its operation before waking it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Completion {
-    /// Still waiting (a wake without completion is a timeout or a kill).
-    Pending,
-    /// Done; the results are in the thread's registers.
-    Done,
+/// Per thread slot: its blocking operation was completed by another thread, which wrote the
+/// results into its registers first. A wake without it is a timeout or a kill. Atomic, so the
+/// woken thread can see it without taking the lock (the fast path after a hand-off).
+static COMPLETED: [AtomicBool; MAX_THREADS] = [const { AtomicBool::new(false) }; MAX_THREADS];
+
+/// Marks `thread`'s operation done (its registers hold the results).
+pub fn complete(thread: ThreadId) {
+    COMPLETED[thread.index()].store(true, Ordering::Release);
+}
+
+/// `thread` starts an operation that someone else may complete.
+pub fn clear_completion(thread: ThreadId) {
+    COMPLETED[thread.index()].store(false, Ordering::Relaxed);
+}
+
+/// Whether `thread`'s operation was completed (clearing the mark).
+pub fn take_completion(thread: ThreadId) -> bool {
+    COMPLETED[thread.index()].swap(false, Ordering::Acquire)
 }
 
 /// Everything, under one lock.
@@ -125,8 +137,6 @@ pub struct Kernel {
     frames: BTreeMap<u64, FrameRecord>,
     /// Per thread slot: the handle of the capability its queued message carries (lent).
     pub lent: [CapHandle; MAX_THREADS],
-    /// Per thread slot: whether its blocking operation was completed by someone else.
-    pub completion: [Completion; MAX_THREADS],
     /// Per thread slot: the user thread was started (`ThreadStart`, or by the kernel).
     pub started: [bool; MAX_THREADS],
     /// Per thread slot: the thread is in a fault call to its pager (the reply is not written
@@ -155,7 +165,9 @@ impl core::fmt::Debug for Kernel {
 
 /// The kernel objects. Interrupts masked only (see the module docs). Built at compile time: the
 /// tables are far too large for a stack.
-pub static KERNEL: KLock<Kernel> = KLock::new("kernel objects", Kernel::new());
+pub static KERNEL: KLock<Kernel> = KLock::new_quiet("kernel objects", Kernel::new());
+/// Set while the graveyard holds a process, so that `bury` costs one load otherwise.
+static GRAVEYARD_USED: AtomicBool = AtomicBool::new(false);
 
 /// Locks the kernel objects (interrupts masked for as long as the guard lives).
 #[track_caller]
@@ -165,6 +177,9 @@ pub fn kernel() -> SpinGuard<'static, Kernel, KernelLockHal> {
 
 /// Drops the processes retired while the lock was held. Call without holding it.
 pub fn bury() {
+    if !GRAVEYARD_USED.swap(false, Ordering::Acquire) {
+        return;
+    }
     let dead = core::mem::take(&mut kernel().graveyard);
     drop(dead);
 }
@@ -188,7 +203,6 @@ impl Kernel {
             processes: Vec::new(),
             frames: BTreeMap::new(),
             lent: [CapHandle::NULL; MAX_THREADS],
-            completion: [Completion::Pending; MAX_THREADS],
             started: [false; MAX_THREADS],
             in_fault: [false; MAX_THREADS],
             fault_reply: [None; MAX_THREADS],
@@ -281,6 +295,7 @@ impl Kernel {
         // The `Arc` drops after the lock is released (`bury`), or when the last thread's slot
         // is reaped: the tables go then.
         self.graveyard.push(entry.process);
+        GRAVEYARD_USED.store(true, Ordering::Release);
     }
 
     // ---- references -----------------------------------------------------------------------

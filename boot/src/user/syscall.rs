@@ -511,5 +511,8 @@ fn set_pager(space: u64, endpoint: u64) -> Result<u64, Error> {
 
 /// `Timeout` decoding shared by the blocking calls: the absolute deadline, if any.
 pub fn deadline(timeout: u64) -> Option<u64> {
-    Timeout::from_raw(timeout).deadline(Machine::now_ns())
+    let timeout = Timeout::from_raw(timeout);
+    // The clock is read only for a finite timeout (never on a `FOREVER` call).
+    timeout.nanos()?;
+    timeout.deadline(Machine::now_ns())
 }

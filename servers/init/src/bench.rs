@@ -76,12 +76,42 @@ fn report(name: &str, result: Result<u64, Reason>) {
 
 /// Runs every benchmark, printing one line each.
 pub fn run_all(env: &Env) {
+    report("counter_check", counter_check());
     report("null_syscall", null_syscall());
     report("ipc_call_reply", ipc_call_reply(env));
     report("ipc_call_reply_same_space", ipc_call_reply_same_space(env));
     report("notify_wait", notify_wait());
     report("yield_switch", yield_switch(env));
     report("fault_roundtrip", fault_roundtrip(env));
+}
+
+/// The cycle counter checked against a loop of a known instruction count: 1,000 iterations of
+/// a two-instruction loop (decrement, branch), so under `-icount shift=0` the value is 2,000 if a
+/// tick is one executed instruction.
+fn counter_check() -> Result<u64, Reason> {
+    measure(1, |ops| {
+        for _ in 0..ops {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a register-only loop; it touches no memory and leaves rcx at zero.
+            unsafe {
+                core::arch::asm!(
+                    "2:", "dec {n}", "jnz 2b",
+                    n = inout(reg) 1000u64 => _,
+                    options(nomem, nostack)
+                );
+            }
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: as above.
+            unsafe {
+                core::arch::asm!(
+                    "2:", "subs {n}, {n}, #1", "b.ne 2b",
+                    n = inout(reg) 1000u64 => _,
+                    options(nomem, nostack)
+                );
+            }
+        }
+        Ok(())
+    })
 }
 
 fn null_syscall() -> Result<u64, Reason> {
