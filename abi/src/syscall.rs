@@ -147,7 +147,9 @@ pub enum Syscall {
     Unmap = 22,
     /// Creates a thread in an address space, not yet running: `a0` address space (`CONTROL`), `a1`
     /// entry point, `a2` initial stack pointer, `a3` a word the thread finds in its slot `a0`
-    /// register. → a thread handle carrying every thread right. `OutOfMemory`, `TableFull`.
+    /// register. → a thread handle carrying every thread right. `BadAddress` if the entry point is
+    /// not below [`USER_END`](crate::init::USER_END) or the stack pointer is above it;
+    /// `OutOfMemory`, `TableFull`.
     ThreadCreate = 23,
     /// Starts a thread made by [`ThreadCreate`](Self::ThreadCreate): `a0` thread (`CONTROL`). → 0.
     /// `InvalidArgument` if it was already started.

@@ -163,6 +163,7 @@ fn continue_on_guarded_stack() -> ! {
         Err(reason) => fail_stage("user", &reason, testing || bench),
     }
     let init_name = BOOT_INIT.get().copied().flatten();
+    let before_user = resources_in_use();
     let init = match user::loader::load_init(Machine::boot_info(), init_name) {
         Ok(thread) => {
             let _ = protocol::stage(&mut Console::new(), "init", Ok(()));
@@ -171,6 +172,7 @@ fn continue_on_guarded_stack() -> ! {
         Err(reason) => fail_stage("init", &reason, testing || bench),
     };
 
+    let loaded = resources_in_use();
     let summary = if testing {
         selftest::run_selected(
             selftests::ALL,
@@ -182,11 +184,38 @@ fn continue_on_guarded_stack() -> ! {
     } else {
         selftest::Summary::default()
     };
+    // What the kernel tests themselves kept for good (kernel page tables grown for new stack
+    // slots), so that the user-space check below compares like with like.
+    let kernel_tests = resources_in_use();
+    let expected = (
+        before_user.0 + kernel_tests.0 - loaded.0,
+        before_user.1 + kernel_tests.1 - loaded.1,
+    );
     // User space runs after the kernel's own tests, so that their timing is not disturbed.
     user::loader::start(init);
     let exit = sched::join(init);
     let (user_passed, user_failed) = user::loader::user_test_counts();
     let mut failed = summary.failed + user_failed;
+    // Every process is gone once init has ended: each thread slot, frame and page table of user
+    // space must be back (threads killed while blocked in IPC included).
+    let after_user = resources_in_use();
+    if after_user == expected {
+        kprintln!(
+            "[init] every user thread slot and frame came back ({} free slots, {} free frames)",
+            after_user.0,
+            after_user.1
+        );
+    } else if testing || bench {
+        let reason = alloc::format!(
+            "user space leaked: free thread slots {} (expected {}), free frames {} (expected {})",
+            after_user.0,
+            expected.0,
+            after_user.1,
+            expected.1
+        );
+        let _ = protocol::test(&mut Console::new(), "user_resources", Err(&reason));
+        failed += 1;
+    }
     match exit {
         Ok(0) => kprintln!("[init] exited with code 0"),
         other => {
@@ -209,6 +238,18 @@ fn continue_on_guarded_stack() -> ! {
     } else {
         ExitStatus::Failed
     })
+}
+
+/// Free thread slots and free frames, after reclaiming what is pending (dead kernel stacks,
+/// retired processes).
+fn resources_in_use() -> (usize, usize) {
+    sched::reap();
+    user::objects::bury();
+    let frames = memory::FRAMES
+        .lock_irqsave()
+        .as_ref()
+        .map_or(0, |f| f.free_frames());
+    (sched::THREADS.free_count(), frames)
 }
 
 /// Prints the `[stage] NAME FAILED reason` line and stops: a test boot exits with a failure

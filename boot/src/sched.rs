@@ -669,6 +669,18 @@ pub fn finish_user_join(id: ThreadId, stack: KernelStack, reclaimed: bool) {
     }
 }
 
+/// Nobody will join user thread `id`: its slot (stack, process reference) is reclaimed now if it
+/// has ended, or as soon as it ends.
+pub fn detach_user_thread(id: ThreadId) {
+    let stack = load_stack(payload(id));
+    let enabled = Machine::disable_interrupts();
+    let reclaimed = THREADS.detach(id);
+    Machine::restore_interrupts(enabled);
+    if reclaimed == Ok(true) {
+        finish_user_join(id, stack, true);
+    }
+}
+
 /// The kernel stack of `id` as recorded in its slot.
 pub fn stack_of(id: ThreadId) -> KernelStack {
     load_stack(payload(id))

@@ -11,10 +11,12 @@
 //! ring 3 with SYSRET to an address SYSRET cannot safely load.
 //!
 //! The non-canonical RIP hazard: on Intel CPUs SYSRET with a non-canonical RCX raises #GP *in
-//! ring 0*, on the user's stack pointer. The return path therefore uses SYSRET only when the
-//! saved RIP is below [`SYSRET_LIMIT`] and the saved segments are the user ones; anything else
-//! (a pager or `ThreadCreate` gave a strange pc, a frame built by the kernel) returns with
-//! IRETQ, which faults in ring 3 where the process can be blamed.
+//! ring 0*, on the user's stack pointer, and IRETQ to a non-canonical RIP faults in ring 0 as
+//! well. A syscall whose return address is non-canonical (the instruction ends exactly at the
+//! top of user space) is therefore never returned from: it becomes a user exception of the
+//! process. Otherwise the return path uses SYSRET only when the saved RIP is below
+//! [`SYSRET_LIMIT`] and the saved segments are the user ones; anything else (a frame built by
+//! the kernel, the last page of user space) returns with IRETQ.
 //!
 //! One CPU: the user stack pointer is parked in a static during the first instructions of the
 //! syscall entry. With SMP this becomes a per-CPU slot reached with `swapgs`.
@@ -33,6 +35,8 @@ use x86_64::registers::rflags::RFlags;
 const SYSCALL_VECTOR: u64 = 0x100;
 /// RFLAGS a new user thread starts with: interrupts enabled, reserved bit 1.
 const USER_RFLAGS: u64 = 0x202;
+/// The end of the canonical lower half: no user thread ever resumes at or above it.
+const USER_END: u64 = 0x0000_8000_0000_0000;
 /// SYSRET only returns to a RIP below this: the last page of the lower half is never used for
 /// that, so even a syscall instruction at the very end of user space returns with IRETQ.
 pub const SYSRET_LIMIT: u64 = 0x0000_7fff_ffff_f000;
@@ -141,6 +145,21 @@ unsafe extern "C" {
 extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> bool {
     if let Some(handler) = SYSCALL_HANDLER.get() {
         handler(frame);
+    }
+    if frame.rip >= USER_END {
+        // The thread would resume at a non-canonical address (a `syscall` in the last bytes of
+        // user space): SYSRET would fault in ring 0 and IRETQ too. The process gets the fault
+        // it would have taken on its next instruction, as a user exception.
+        let fault = UserFault {
+            kind: FaultKind::Other,
+            address: 0,
+            access: 0,
+            pc: frame.rip,
+            detail: 13,
+        };
+        if let Some(handler) = FAULT_HANDLER.get() {
+            handler(frame, fault);
+        }
     }
     let selectors = gdt::selectors();
     frame.rip < SYSRET_LIMIT

@@ -53,10 +53,14 @@ fn kill_process(me: kernel_core::thread::ThreadId, fault: &UserFault, why: &str)
     };
     let space = process_of(me).map_or(0, |p| p.id.as_u64());
     let what = describe(fault);
+    let at = if fault.kind == FaultKind::Page {
+        alloc::format!(" at {:#x}", fault.address)
+    } else {
+        alloc::string::String::new()
+    };
     crate::kprintln!(
-        "[fault] process {name} (space {space:#x}) thread {me}: {what} at {:#x}, pc {:#x} \
+        "[fault] process {name} (space {space:#x}) thread {me}: {what}{at}, pc {:#x} \
          ({why}; detail {:#x}); process killed",
-        fault.address,
         fault.pc,
         fault.detail
     );

@@ -284,6 +284,9 @@ pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<ThreadId, String
             Capability::new(ObjectRef::Thread(thread), Rights::CONTROL | Rights::GRANT),
         )
         .map_err(|e| format!("init's capabilities: {e}"))?;
+    // The boot thread joins init: a reference that no capability deletion can take away (else
+    // init's thread would be detached, and reclaimed before the join, when its table goes).
+    kernel.retain_object(ObjectRef::Thread(thread));
     let mut page = InitInfo {
         magic: INIT_MAGIC,
         own_space,

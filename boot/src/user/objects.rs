@@ -149,6 +149,12 @@ pub struct Kernel {
     /// Processes retired from the table, dropped (and so torn down, if no thread holds them)
     /// only after the lock is released: the teardown takes the lock itself.
     pub graveyard: Vec<Arc<Process>>,
+    /// Per thread slot: capabilities naming its thread, and the thread they name (a stale
+    /// capability must not count against the slot's next thread).
+    thread_refs: [(u32, ThreadId); MAX_THREADS],
+    /// Threads whose last capability went away: detached (reclaimed once ended) after the lock is
+    /// released, since reclaiming may tear a process down.
+    detach: Vec<ThreadId>,
     /// User tests reported so far.
     pub tests_passed: usize,
     /// User tests that failed.
@@ -175,13 +181,23 @@ pub fn kernel() -> SpinGuard<'static, Kernel, KernelLockHal> {
     KERNEL.lock_irqsave()
 }
 
-/// Drops the processes retired while the lock was held. Call without holding it.
+/// Drops the processes retired while the lock was held and detaches the threads nobody names
+/// any more. Call without holding the lock.
 pub fn bury() {
     if !GRAVEYARD_USED.swap(false, Ordering::Acquire) {
         return;
     }
-    let dead = core::mem::take(&mut kernel().graveyard);
+    let (dead, detach) = {
+        let mut kernel = kernel();
+        (
+            core::mem::take(&mut kernel.graveyard),
+            core::mem::take(&mut kernel.detach),
+        )
+    };
     drop(dead);
+    for thread in detach {
+        crate::sched::detach_user_thread(thread);
+    }
 }
 
 /// Threads to wake (with `Killed` in their result register) after the lock is dropped.
@@ -208,6 +224,8 @@ impl Kernel {
             fault_reply: [None; MAX_THREADS],
             waiting_on: [None; MAX_THREADS],
             graveyard: Vec::new(),
+            thread_refs: [(0, ThreadId::from_u64(0)); MAX_THREADS],
+            detach: Vec::new(),
             tests_passed: 0,
             tests_failed: 0,
         }
@@ -315,7 +333,15 @@ impl Kernel {
                     record.refs += 1;
                 }
             }
-            ObjectRef::Thread(_) | ObjectRef::Irq(_) => {}
+            ObjectRef::Thread(id) => {
+                let slot = &mut self.thread_refs[id.index()];
+                if slot.1 == id {
+                    slot.0 += 1;
+                } else {
+                    *slot = (1, id);
+                }
+            }
+            ObjectRef::Irq(_) => {}
         }
     }
 
@@ -350,7 +376,18 @@ impl Kernel {
                 }
             }
             ObjectRef::FrameRange { start, .. } => self.release_frame_ref(start),
-            ObjectRef::Thread(_) | ObjectRef::Irq(_) => {}
+            ObjectRef::Thread(id) => {
+                let slot = &mut self.thread_refs[id.index()];
+                if slot.1 == id && slot.0 > 0 {
+                    slot.0 -= 1;
+                    if slot.0 == 0 {
+                        // Nobody can join it any more: it is reclaimed as soon as it ends.
+                        self.detach.push(id);
+                        GRAVEYARD_USED.store(true, Ordering::Release);
+                    }
+                }
+            }
+            ObjectRef::Irq(_) => {}
         }
     }
 

@@ -437,6 +437,11 @@ fn unmap(space: u64, va: u64, pages: u64) -> Result<u64, Error> {
 // ---- threads and pagers -------------------------------------------------------------------
 
 fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error> {
+    // A thread enters user mode with IRETQ/ERET: a non-canonical pc or stack there would fault in
+    // the kernel on x86_64, so both must lie in user space.
+    if entry >= USER_END || sp > USER_END {
+        return Err(Error::BadAddress);
+    }
     let me = my_process();
     let (target, process) = {
         let kernel = kernel();

@@ -172,6 +172,21 @@ pub fn run(_env: &Env) -> TestResult {
         bad_address,
     )?;
 
+    // Threads may only start inside user space (a non-canonical pc or stack would make the
+    // kernel's return to user mode fault on x86_64).
+    let thread_create = Syscall::ThreadCreate.into_raw();
+    for (what, entry, sp) in [
+        ("a non-canonical entry", 0x0000_8000_0000_0000, 0x1_0000),
+        ("a kernel entry", KERNEL_PTR, 0x1_0000),
+        ("a non-canonical stack", 0x40_0000, 0x0000_9000_0000_0000),
+    ] {
+        expect_err(
+            format_args!("thread_create with {what}"),
+            raw(thread_create, args(&[s, entry, sp, 0])),
+            bad_address,
+        )?;
+    }
+
     expect_err(
         "frame_alloc(0)",
         raw(Syscall::FrameAlloc.into_raw(), args(&[0])),
