@@ -574,7 +574,9 @@ pub fn wait(handle: u64, timeout: u64) -> Outcome {
             .map(|n| n.cancel_wait(me))
             .unwrap_or(true);
         kernel.waiting_on[me.index()] = None;
-        if withdrawn {
+        // A kill has already withdrawn the wait (`withdraw`), so `cancel_wait` finds nothing
+        // then: the thread ends all the same.
+        if withdrawn || killed {
             return Outcome::Fail(if killed {
                 Error::Killed
             } else {

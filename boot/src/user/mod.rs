@@ -103,6 +103,7 @@ pub const USER_TESTS: &[&str] = &[
     "user_fault_kill",
     "syscall_bad_args",
     "fp_state",
+    "ipc_kill",
 ];
 
 /// Ends the current user thread as killed (it was killed while it ran or waited to run).

@@ -13,6 +13,7 @@
 mod cap_errors;
 mod fp_state;
 mod ipc_cap_transfer;
+mod ipc_kill;
 mod ipc_pingpong;
 mod ipc_timeout;
 mod notify;
@@ -86,6 +87,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "fp_state",
         run: fp_state::run,
+    },
+    Test {
+        name: "ipc_kill",
+        run: ipc_kill::run,
     },
 ];
 
