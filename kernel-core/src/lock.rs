@@ -301,6 +301,12 @@ pub struct SpinLock<T, H: LockHal> {
     /// Uncontended acquisitions and releases leave no trace event and read no clock (see
     /// [`new_quiet`](Self::new_quiet)).
     quiet: bool,
+    /// The last call site that took the lock and its registry index: most locks are taken from
+    /// a few places, so this spares the registry's hash probe on most acquisitions. The pair is
+    /// written without a common guard; a racing reader may pair a key with another site's index,
+    /// which can only misname a call site in a report.
+    cached_site_key: AtomicU64,
+    cached_site_index: AtomicU32,
     hal: PhantomData<fn() -> H>,
 }
 
@@ -326,6 +332,8 @@ impl<T, H: LockHal> SpinLock<T, H> {
             owner_site: AtomicU32::new(NO_SITE),
             owner_since: AtomicU64::new(0),
             quiet: false,
+            cached_site_key: AtomicU64::new(0),
+            cached_site_index: AtomicU32::new(NO_SITE),
             hal: PhantomData,
         }
     }
@@ -333,11 +341,25 @@ impl<T, H: LockHal> SpinLock<T, H> {
     /// A lock for the kernel's hottest paths (IPC, the context switch): like [`new`](Self::new),
     /// the owner (CPU, thread, call site) is recorded and a long wait is reported, but an
     /// uncontended acquisition or release records no trace event and reads no clock, so the
-    /// owner's "held since" is unknown (0). A contended acquisition is traced as usual.
+    /// owner's "held since" is unknown (0), and the owner is written with plain stores instead of
+    /// the sequence protocol (a report racing with a change of owner may mix the two). A
+    /// contended acquisition is traced as usual.
     pub const fn new_quiet(name: &'static str, value: T) -> Self {
         let mut lock = Self::new(name, value);
         lock.quiet = true;
         lock
+    }
+
+    /// The registry index of `site` (see `cached_site_key`).
+    fn site_index(&self, site: &'static Location<'static>) -> u32 {
+        let key = site_id(site);
+        if self.cached_site_key.load(Ordering::Relaxed) == key {
+            return self.cached_site_index.load(Ordering::Relaxed);
+        }
+        let index = register(site);
+        self.cached_site_index.store(index, Ordering::Relaxed);
+        self.cached_site_key.store(key, Ordering::Relaxed);
+        index
     }
 
     /// The lock's name.
@@ -358,6 +380,15 @@ impl<T, H: LockHal> SpinLock<T, H> {
     /// The current owner, or `None` when the lock is free, or taken but its owner not recorded
     /// yet (the instant between acquiring and recording), or changing hands too fast to read.
     pub fn owner(&self) -> Option<Owner> {
+        if self.quiet {
+            let cpu = self.owner_cpu.load(Ordering::Acquire);
+            return (cpu != NO_CPU).then(|| Owner {
+                cpu,
+                thread: self.owner_thread.load(Ordering::Relaxed),
+                location: registered(self.owner_site.load(Ordering::Relaxed)),
+                since_ns: 0,
+            });
+        }
         for _ in 0..OWNER_READ_TRIES {
             let before = self.owner_seq.load(Ordering::Acquire);
             if before & 1 == 1 {
@@ -472,10 +503,17 @@ impl<T, H: LockHal> SpinLock<T, H> {
     ) -> SpinGuard<'a, T, H> {
         let cpu = H::cpu();
         if self.quiet {
-            self.set_owner(cpu, H::thread(), register(site), 0);
+            // No sequence protocol: three plain stores, the CPU last as the "valid" mark. A
+            // reader racing with a change of owner may mix two owners' fields; only reports read
+            // them, and a report about a lock held long enough to matter sees a stable owner.
+            self.owner_thread.store(H::thread(), Ordering::Relaxed);
+            self.owner_site
+                .store(self.site_index(site), Ordering::Relaxed);
+            self.owner_since.store(0, Ordering::Relaxed);
+            self.owner_cpu.store(cpu, Ordering::Release);
         } else {
             let now = H::now_ns();
-            self.set_owner(cpu, H::thread(), register(site), now);
+            self.set_owner(cpu, H::thread(), self.site_index(site), now);
             H::trace(self.event(EventKind::LockAcquire, now, cpu, site_id(site)));
         }
         SpinGuard {
@@ -655,7 +693,11 @@ impl<T, H: LockHal> Drop for SpinGuard<'_, T, H> {
         // Still the holder here: clear the owner before the fields drop (releasing the lock),
         // so no later owner is ever overwritten.
         let lock = self.lock;
-        lock.set_owner(NO_CPU, 0, NO_SITE, 0);
+        if lock.quiet {
+            lock.owner_cpu.store(NO_CPU, Ordering::Release);
+        } else {
+            lock.set_owner(NO_CPU, 0, NO_SITE, 0);
+        }
         if !lock.quiet {
             H::trace(lock.event(EventKind::LockRelease, H::now_ns(), H::cpu(), self.site));
         }

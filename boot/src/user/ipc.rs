@@ -57,6 +57,7 @@ fn lookup_notification(
 }
 
 /// Builds the message in the caller's registers, lending its capability if the info says so.
+#[inline(always)]
 fn take_message(
     kernel: &mut Kernel,
     me: AddressSpaceId,
@@ -64,7 +65,13 @@ fn take_message(
     frame: &UserFrame,
 ) -> Result<Message, Error> {
     let info = MessageInfo::from_raw(frame.slot(INFO))?;
-    let words = WORDS.map(|slot| frame.slot(slot));
+    let [w0, w1, w2, w3] = WORDS;
+    let words = [
+        frame.slot(w0),
+        frame.slot(w1),
+        frame.slot(w2),
+        frame.slot(w3),
+    ];
     let cap = if info.has_cap() {
         let handle = CapHandle::from_raw(frame.slot(CAP));
         let cap = kernel.process_mut(me)?.caps.lend(handle)?;
