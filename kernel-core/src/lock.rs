@@ -85,6 +85,9 @@ const OWNER_READ_TRIES: u32 = 64;
 /// Call sites the registry can name. A site that finds the registry full is recorded as unknown.
 pub const CALL_SITES: usize = 512;
 
+/// Call sites each lock remembers (a hot lock is taken from a few places in turn).
+const SITE_CACHE: usize = 4;
+
 /// Index of "no call site known".
 const NO_SITE: u32 = u32::MAX;
 
@@ -301,12 +304,14 @@ pub struct SpinLock<T, H: LockHal> {
     /// Uncontended acquisitions and releases leave no trace event and read no clock (see
     /// [`new_quiet`](Self::new_quiet)).
     quiet: bool,
-    /// The last call site that took the lock and its registry index: most locks are taken from
-    /// a few places, so this spares the registry's hash probe on most acquisitions. The pair is
+    /// The last call sites that took the lock and their registry indices: most locks are taken
+    /// from a few places, so this spares the registry's hash probe on most acquisitions. A pair is
     /// written without a common guard; a racing reader may pair a key with another site's index,
     /// which can only misname a call site in a report.
-    cached_site_key: AtomicU64,
-    cached_site_index: AtomicU32,
+    cached_site_key: [AtomicU64; SITE_CACHE],
+    cached_site_index: [AtomicU32; SITE_CACHE],
+    /// The cache entry the next miss replaces.
+    cached_site_next: AtomicU32,
     hal: PhantomData<fn() -> H>,
 }
 
@@ -332,8 +337,9 @@ impl<T, H: LockHal> SpinLock<T, H> {
             owner_site: AtomicU32::new(NO_SITE),
             owner_since: AtomicU64::new(0),
             quiet: false,
-            cached_site_key: AtomicU64::new(0),
-            cached_site_index: AtomicU32::new(NO_SITE),
+            cached_site_key: [const { AtomicU64::new(0) }; SITE_CACHE],
+            cached_site_index: [const { AtomicU32::new(NO_SITE) }; SITE_CACHE],
+            cached_site_next: AtomicU32::new(0),
             hal: PhantomData,
         }
     }
@@ -353,12 +359,15 @@ impl<T, H: LockHal> SpinLock<T, H> {
     /// The registry index of `site` (see `cached_site_key`).
     fn site_index(&self, site: &'static Location<'static>) -> u32 {
         let key = site_id(site);
-        if self.cached_site_key.load(Ordering::Relaxed) == key {
-            return self.cached_site_index.load(Ordering::Relaxed);
+        for (cached, index) in self.cached_site_key.iter().zip(&self.cached_site_index) {
+            if cached.load(Ordering::Relaxed) == key {
+                return index.load(Ordering::Relaxed);
+            }
         }
         let index = register(site);
-        self.cached_site_index.store(index, Ordering::Relaxed);
-        self.cached_site_key.store(key, Ordering::Relaxed);
+        let slot = self.cached_site_next.fetch_add(1, Ordering::Relaxed) as usize % SITE_CACHE;
+        self.cached_site_index[slot].store(index, Ordering::Relaxed);
+        self.cached_site_key[slot].store(key, Ordering::Relaxed);
         index
     }
 
