@@ -90,13 +90,14 @@ pub fn enter(top: u64, entry: u64, sp: u64, arg: u64) -> ! {
         esr: 0,
         far: 0,
     };
-    // SAFETY: `frame` is the top `FRAME_SIZE` bytes of the current thread's kernel stack,
-    // reserved for it (the kernel runs below). IRQs are masked before it becomes the stack that
+    // `frame` is the top `FRAME_SIZE` bytes of the current thread's kernel stack, reserved for
+    // it (the kernel runs below). IRQs are masked before it becomes the stack that
     // `strait_return_to_lower` restores and `eret`s from; after the `eret`, SP_EL1 is `top`
-    // again, where the next entry from EL0 saves its frame. Nothing of this Rust frame is used
-    // after the branch.
+    // again, where the next entry from EL0 saves its frame.
+    // SAFETY: the reserved frame slot is mapped, aligned and used by nothing else.
     unsafe { frame.write(initial) };
-    // SAFETY: see above: the frame is written and becomes the stack the return path pops.
+    // SAFETY: the frame is written and becomes the stack the return path pops; nothing of this
+    // Rust frame is used after the branch.
     unsafe {
         core::arch::asm!(
             "msr daifset, #0b1111",

@@ -77,12 +77,12 @@ fn mutate(state: &mut State) {
 /// live in the registers, mutates again and stores them back.
 fn iterate_in_registers(state: &mut State) {
     let ptr: *mut State = state;
+    // The block reads and writes exactly the 256 bytes of `*state` (16-byte aligned, exclusively
+    // borrowed) through rdi, which the Yield call preserves (abi::regs: a slot Yield does not
+    // write). The syscall destroys rax (declared inout), rcx and r11 (declared). The xmm
+    // registers are not declared: the soft-float target never allocates them.
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the block reads and writes exactly the 256 bytes of `*state` (16-byte aligned,
-    // exclusively borrowed) through rdi, which the Yield call preserves (abi::regs: a slot Yield
-    // does not write). The syscall destroys rax (declared inout), rcx and r11 (declared). The
-    // xmm registers are not declared: the soft-float target never allocates them (see the
-    // module documentation).
+    // SAFETY: only `*state` and the declared registers are touched (see above).
     unsafe {
         core::arch::asm!(
             "movdqu xmm0, [rdi + 0]",
@@ -157,11 +157,12 @@ fn iterate_in_registers(state: &mut State) {
             options(nostack),
         );
     }
+    // The block reads and writes exactly the 512 bytes of `*state` (16-byte aligned, exclusively
+    // borrowed) through x10, which the kernel preserves (not a slot register). The syscall number
+    // goes in x8 (preserved) and the result comes back in x0 (declared); v0..v31 are declared
+    // clobbered.
     #[cfg(target_arch = "aarch64")]
-    // SAFETY: the block reads and writes exactly the 512 bytes of `*state` (16-byte aligned,
-    // exclusively borrowed) through x10, which the kernel preserves (not a slot register). The
-    // syscall number goes in x8 (preserved) and the result comes back in x0 (declared); v0..v31
-    // are declared clobbered.
+    // SAFETY: only `*state` and the declared registers are touched (see above).
     unsafe {
         core::arch::asm!(
             "ldp q0, q1, [x10, #0]",

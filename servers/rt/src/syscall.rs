@@ -57,10 +57,10 @@ pub unsafe fn syscall(nr: usize, args: [u64; SLOTS]) -> (u64, [u64; SLOTS]) {
     #[cfg(target_arch = "x86_64")]
     {
         let mut rax = nr as u64;
-        // SAFETY: the caller upholds the contract of the particular call (see above). The
-        // instruction itself follows abi::regs::X86_64: every slot register is inout, rax carries
+        // The instruction follows abi::regs::X86_64: every slot register is inout, rax carries
         // the number in and the result out, rcx and r11 are destroyed by `syscall`. The kernel
         // never touches the user stack (abi::regs), hence `nostack`; flags are not preserved.
+        // SAFETY: the caller upholds the contract of the particular call (see the function docs).
         unsafe {
             core::arch::asm!(
                 "syscall",
@@ -137,10 +137,10 @@ fn value_call(call: Syscall, args: [u64; SLOTS]) -> (Result<usize>, [u64; SLOTS]
         "{} is not a value call",
         call.name()
     );
-    // SAFETY: only used for calls whose arguments are handles, numbers and bit sets (checked
-    // above in debug builds): none of them can unmap, overwrite or free memory of this program,
-    // or start code in it. (ThreadKill of the caller itself ends it like a panic would: nothing
-    // runs afterwards that could observe a dangling borrow.)
+    // Only used for calls whose arguments are handles, numbers and bit sets (checked above in
+    // debug builds). ThreadKill of the caller itself ends it like a panic would: nothing runs
+    // afterwards that could observe a dangling borrow.
+    // SAFETY: none of these calls can unmap, overwrite or free this program's memory or start code.
     let (raw, slots) = unsafe { syscall(call.into_raw(), args) };
     (result_from_raw(raw as usize), slots)
 }

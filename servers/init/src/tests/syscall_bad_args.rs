@@ -42,11 +42,11 @@ const PROBE_NAME: &str = "bad_args_probe";
 
 /// Makes a raw system call.
 fn raw(nr: usize, args: [u64; SLOTS]) -> abi::Result<usize> {
-    // SAFETY: this module only makes calls that cannot affect init's memory even if the kernel
-    // wrongly accepted them (see the module documentation): DebugWrite and TestReport only read
-    // the pointers given; Map and Unmap target a fresh address space that runs nothing;
-    // FrameAlloc, CapCopy, CapGrant and Send (with POLL) create or move nothing init uses;
-    // unknown numbers are given only zero arguments.
+    // Every call made here is harmless to init even if the kernel wrongly accepted it:
+    // DebugWrite and TestReport only read the pointers given; Map and Unmap target a fresh address
+    // space that runs nothing; FrameAlloc, CapCopy, CapGrant and Send (with POLL) create or move
+    // nothing init uses; unknown numbers get only zero arguments.
+    // SAFETY: none of these calls can change init's memory (see above).
     unsafe { raw_syscall_result(nr, args) }
 }
 
