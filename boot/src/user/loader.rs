@@ -35,12 +35,18 @@ const ELF_MACHINE: ElfMachine = if cfg!(target_arch = "x86_64") {
     ElfMachine::Aarch64
 };
 
-/// The probe program of the `user` stage: `Null` syscall, then `ThreadExit(42)`.
+/// The probe program of the `user` stage: a `Null` syscall that must return 0, then an
+/// instruction only the kernel may execute (`hlt`; `mrs CurrentEL`), which must fault and get the
+/// probe killed. Exit code 7 means the syscall failed or the privileged instruction ran: the
+/// probe was not in user mode. So the stage passes only if the probe really ran unprivileged.
 #[cfg(target_arch = "x86_64")]
 const PROBE_CODE: &[u8] = &[
     0xb8, 0x01, 0x00, 0x00, 0x00, // mov eax, 1 (Null)
     0x0f, 0x05, // syscall
-    0xbf, 0x2a, 0x00, 0x00, 0x00, // mov edi, 42
+    0x48, 0x85, 0xc0, // test rax, rax
+    0x75, 0x01, // jnz fail
+    0xf4, // hlt: #GP in ring 3
+    0xbf, 0x07, 0x00, 0x00, 0x00, // fail: mov edi, 7
     0xb8, 0x04, 0x00, 0x00, 0x00, // mov eax, 4 (ThreadExit)
     0x0f, 0x05, // syscall
     0x0f, 0x0b, // ud2 (never reached)
@@ -49,7 +55,9 @@ const PROBE_CODE: &[u8] = &[
 const PROBE_CODE: &[u8] = &[
     0x28, 0x00, 0x80, 0xd2, // mov x8, #1 (Null)
     0x01, 0x00, 0x00, 0xd4, // svc #0
-    0x40, 0x05, 0x80, 0xd2, // mov x0, #42
+    0x40, 0x00, 0x00, 0xb5, // cbnz x0, fail
+    0x41, 0x42, 0x38, 0xd5, // mrs x1, CurrentEL: undefined at EL0
+    0xe0, 0x00, 0x80, 0xd2, // fail: mov x0, #7
     0x88, 0x00, 0x80, 0xd2, // mov x8, #4 (ThreadExit)
     0x01, 0x00, 0x00, 0xd4, // svc #0
     0x00, 0x00, 0x00, 0x00, // udf #0 (never reached)
@@ -137,7 +145,8 @@ fn first_thread(id: AddressSpaceId, entry: u64, sp: u64, arg: u64) -> Result<Thr
     Ok(thread)
 }
 
-/// The `user` stage: runs a two-syscall probe in its own address space and checks its exit code.
+/// The `user` stage: runs the probe in its own address space; it must be killed by the fault of
+/// its privileged instruction (see `PROBE_CODE`).
 pub fn probe() -> Result<(), String> {
     let id = new_process("probe")?;
     {
@@ -162,12 +171,16 @@ pub fn probe() -> Result<(), String> {
         )?;
     }
     let thread = first_thread(id, PROBE_VA, PROBE_STACK_TOP, 0)?;
-    Machine::disable_interrupts();
-    sched::start_thread(thread);
-    Machine::restore_interrupts(true);
+    start(thread);
     match sched::join(thread) {
-        Ok(42) if super::entered_user() => Ok(()),
-        other => Err(format!("the probe ended with {other:?}, expected Ok(42)")),
+        Ok(sched::KILLED_EXIT_CODE) if super::entered_user() => Ok(()),
+        Ok(7) => Err(String::from(
+            "the probe's Null syscall failed or its privileged instruction did not fault: it \
+             did not run in user mode",
+        )),
+        other => Err(format!(
+            "the probe ended with {other:?}, expected to be killed by its privileged instruction"
+        )),
     }
 }
 
