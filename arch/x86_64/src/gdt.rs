@@ -30,6 +30,12 @@ unsafe impl Sync for Stack {}
 /// Interior-mutable so that it lands in writable `.bss`: the CPU pushes onto it.
 static DOUBLE_FAULT_STACK: Stack = Stack(UnsafeCell::new([0; DOUBLE_FAULT_STACK_SIZE]));
 
+/// The user data selector (RPL 3) that [`init`]'s GDT order produces; the syscall entry pushes it
+/// and SYSRET loads it, so it is a constant rather than looked up on every system call.
+pub const USER_DATA_SELECTOR: u16 = 0x18 | 3;
+/// The user code selector (RPL 3), directly after the user data one as SYSRET requires.
+pub const USER_CODE_SELECTOR: u16 = 0x20 | 3;
+
 /// The selectors of the GDT built by [`init`].
 #[derive(Debug, Clone, Copy)]
 pub struct Selectors {
@@ -96,6 +102,11 @@ pub fn init() {
             },
         )
     });
+    // The constants above are what the entry code relies on; the GDT order must produce them.
+    assert!(
+        selectors.user_data.0 == USER_DATA_SELECTOR && selectors.user_code.0 == USER_CODE_SELECTOR,
+        "the GDT's user selectors moved: {selectors:?}"
+    );
     gdt.load();
     // SAFETY: (this and the four below) the selectors index the static GDT just loaded: ring-0
     // 64-bit code, ring-0 data, and the never-freed TSS, so execution continues unchanged.

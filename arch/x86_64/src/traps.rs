@@ -92,6 +92,9 @@ x86_64_trap_common:
     cld
     mov %rsp, %rdi
     call {dispatch}
+    /* rsp = a TrapFrame: restore it and iretq (also the return to user mode of `user.rs`). */
+    .global x86_64_trap_return
+x86_64_trap_return:
     pop %r15
     pop %r14
     pop %r13

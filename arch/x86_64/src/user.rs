@@ -84,7 +84,7 @@ x86_64_syscall_entry:
     call {dispatch}
     /* al = 1: the frame can go back with SYSRET. */
     test %al, %al
-    jz x86_64_user_iret
+    jz x86_64_trap_return
     pop %r15
     pop %r14
     pop %r13
@@ -106,31 +106,11 @@ x86_64_syscall_entry:
     mov 24(%rsp), %rsp
     sysretq
 
-    /* rsp = a TrapFrame with user segments: restore everything and iretq. */
-    .global x86_64_user_iret
-x86_64_user_iret:
-    pop %r15
-    pop %r14
-    pop %r13
-    pop %r12
-    pop %r11
-    pop %r10
-    pop %r9
-    pop %r8
-    pop %rbp
-    pop %rdi
-    pop %rsi
-    pop %rdx
-    pop %rcx
-    pop %rbx
-    pop %rax
-    add $16, %rsp
-    iretq
     "#,
     scratch = sym USER_RSP_SCRATCH,
     stack_top = sym SYSCALL_STACK_TOP,
-    user_ss = const 0x1b,
-    user_cs = const 0x23,
+    user_ss = const gdt::USER_DATA_SELECTOR,
+    user_cs = const gdt::USER_CODE_SELECTOR,
     vector = const SYSCALL_VECTOR,
     dispatch = sym syscall_dispatch,
     options(att_syntax)
@@ -138,7 +118,8 @@ x86_64_user_iret:
 
 unsafe extern "C" {
     fn x86_64_syscall_entry();
-    fn x86_64_user_iret() -> !;
+    /// The common trap exit (`traps.rs`): restores a `TrapFrame` at rsp and `iretq`s.
+    fn x86_64_trap_return() -> !;
 }
 
 /// Called by the syscall entry with the saved frame; returns whether SYSRET may return it.
@@ -161,10 +142,9 @@ extern "C" fn syscall_dispatch(frame: &mut TrapFrame) -> bool {
             handler(frame, fault);
         }
     }
-    let selectors = gdt::selectors();
     frame.rip < SYSRET_LIMIT
-        && frame.cs == u64::from(selectors.user_code.0)
-        && frame.ss == u64::from(selectors.user_data.0)
+        && frame.cs == u64::from(gdt::USER_CODE_SELECTOR)
+        && frame.ss == u64::from(gdt::USER_DATA_SELECTOR)
 }
 
 /// Installs the syscall entry and turns on the FP/SIMD unit (SSE via FXSAVE; AVX stays off, so
@@ -225,7 +205,6 @@ pub fn frame_at(top: u64) -> *mut TrapFrame {
 
 /// Enters ring 3 for the first time; see `UserMode::enter_user`.
 pub fn enter(top: u64, entry: u64, sp: u64, arg: u64) -> ! {
-    let selectors = gdt::selectors();
     let frame = frame_at(top);
     let initial = TrapFrame {
         r15: 0,
@@ -246,15 +225,15 @@ pub fn enter(top: u64, entry: u64, sp: u64, arg: u64) -> ! {
         vector: SYSCALL_VECTOR,
         error_code: 0,
         rip: entry,
-        cs: u64::from(selectors.user_code.0),
+        cs: u64::from(gdt::USER_CODE_SELECTOR),
         rflags: USER_RFLAGS,
         rsp: sp,
-        ss: u64::from(selectors.user_data.0),
+        ss: u64::from(gdt::USER_DATA_SELECTOR),
     };
     set_entry_stack(top);
     x86_64::instructions::interrupts::disable();
     // SAFETY: `frame` is the top `FRAME_BYTES` of the current thread's kernel stack, reserved for
-    // it (the kernel runs below); it is written, then becomes the stack that `x86_64_user_iret`
+    // it (the kernel runs below); it is written, then becomes the stack that `x86_64_trap_return`
     // pops into ring 3. Nothing of the current Rust frame is used after the jump.
     unsafe { frame.write(initial) };
     // SAFETY: see above: the frame is written and becomes the stack the return path pops.
@@ -263,7 +242,7 @@ pub fn enter(top: u64, entry: u64, sp: u64, arg: u64) -> ! {
             "mov rsp, {frame}",
             "jmp {iret}",
             frame = in(reg) frame,
-            iret = sym x86_64_user_iret,
+            iret = sym x86_64_trap_return,
             options(noreturn)
         )
     }
