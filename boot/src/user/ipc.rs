@@ -83,6 +83,22 @@ fn take_message(
     Ok(Message::new(info, words, cap))
 }
 
+/// The start of every call that sends: the endpoint capability in slot `a0` (with `rights`)
+/// and the message in the caller's registers, its capability lent. Inlined: it is on the IPC
+/// path, and returning the message by value costs a copy.
+#[inline(always)]
+fn endpoint_and_message(
+    kernel: &mut Kernel,
+    process: AddressSpaceId,
+    thread: ThreadId,
+    frame: &UserFrame,
+    rights: Rights,
+) -> Result<(EndpointId, Badge, Message), Error> {
+    let (endpoint, badge) = lookup_endpoint(kernel, process, frame.slot(ENDPOINT), rights)?;
+    let msg = take_message(kernel, process, thread, frame)?;
+    Ok((endpoint, badge, msg))
+}
+
 /// A message of `thread` did not go out: its lent capability is back under its handle.
 fn give_back(kernel: &mut Kernel, thread: ThreadId, msg: &Message) {
     if msg.cap().is_none() {
@@ -152,6 +168,23 @@ fn write_delivery(
     frame.set_slot(CAP, handle.into_raw());
     frame.set_slot(BADGE, badge);
     frame.set_slot(REPLY, reply.into_raw());
+}
+
+/// Writes a message into the registers of `receiver`, which was blocked receiving, and marks
+/// it done (the caller wakes or switches to it).
+#[inline(always)]
+fn deliver_to_waiting(
+    kernel: &mut Kernel,
+    receiver: ThreadId,
+    sender: ThreadId,
+    delivery: Delivery,
+    evicted: &mut Evicted,
+) {
+    // SAFETY: the endpoint took `receiver` off its receive queue, so it is blocked (not
+    // running, not the sender) and the objects' lock is held.
+    let target = unsafe { frame_of(receiver) };
+    write_delivery(kernel, target, receiver, sender, delivery, evicted);
+    complete(receiver);
 }
 
 /// Delivers a reply to `caller`: into its registers (info, words, capability; result 0), or for
@@ -266,15 +299,11 @@ pub fn send(frame: &mut UserFrame) -> Outcome {
     let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
     let mut evicted = Evicted::new();
     let mut kernel = kernel();
-    let (endpoint, badge) =
-        match lookup_endpoint(&kernel, process, frame.slot(ENDPOINT), Rights::SEND) {
+    let (endpoint, badge, msg) =
+        match endpoint_and_message(&mut kernel, process, me, frame, Rights::SEND) {
             Ok(found) => found,
             Err(error) => return Outcome::Fail(error),
         };
-    let msg = match take_message(&mut kernel, process, me, frame) {
-        Ok(msg) => msg,
-        Err(error) => return Outcome::Fail(error),
-    };
     clear_completion(me);
     match kernel
         .endpoints
@@ -285,10 +314,7 @@ pub fn send(frame: &mut UserFrame) -> Outcome {
             Outcome::Fail(refused.error)
         }
         Ok(SendOutcome::Delivered { receiver, delivery }) => {
-            // SAFETY: the receiver was blocked in `recv`; it is not the caller; lock held.
-            let target = unsafe { frame_of(receiver) };
-            write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
-            complete(receiver);
+            deliver_to_waiting(&mut kernel, receiver, me, delivery, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
             sched::wake_thread(receiver);
@@ -349,15 +375,11 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
     let deadline = deadline(timeout.into_raw());
     let mut evicted = Evicted::new();
     let mut kernel = kernel();
-    let (endpoint, badge) =
-        match lookup_endpoint(&kernel, process, frame.slot(ENDPOINT), Rights::CALL) {
+    let (endpoint, badge, msg) =
+        match endpoint_and_message(&mut kernel, process, me, frame, Rights::CALL) {
             Ok(found) => found,
             Err(error) => return Outcome::Fail(error),
         };
-    let msg = match take_message(&mut kernel, process, me, frame) {
-        Ok(msg) => msg,
-        Err(error) => return Outcome::Fail(error),
-    };
     clear_completion(me);
     match kernel
         .endpoints
@@ -368,10 +390,7 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
             Outcome::Fail(refused.error)
         }
         Ok(CallOutcome::SwitchTo { receiver, delivery }) => {
-            // SAFETY: the receiver was blocked in `recv`; it is not the caller; lock held.
-            let target = unsafe { frame_of(receiver) };
-            write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
-            complete(receiver);
+            deliver_to_waiting(&mut kernel, receiver, me, delivery, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
             sched::block_and_switch_to(receiver);
@@ -417,15 +436,11 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
     let token = ReplyToken::from_raw(frame.slot(REPLY));
     let mut evicted = Evicted::new();
     let mut kernel = kernel();
-    let (endpoint, _) =
-        match lookup_endpoint(&kernel, process, frame.slot(ENDPOINT), Rights::RECEIVE) {
+    let (endpoint, _, msg) =
+        match endpoint_and_message(&mut kernel, process, me, frame, Rights::RECEIVE) {
             Ok(found) => found,
             Err(error) => return Outcome::Fail(error),
         };
-    let msg = match take_message(&mut kernel, process, me, frame) {
-        Ok(msg) => msg,
-        Err(error) => return Outcome::Fail(error),
-    };
     clear_completion(me);
     match kernel
         .endpoints
@@ -493,10 +508,7 @@ pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u3
             return None;
         }
         Ok(CallOutcome::SwitchTo { receiver, delivery }) => {
-            // SAFETY: the pager thread was blocked in `recv`; it is not the caller; lock held.
-            let target = unsafe { frame_of(receiver) };
-            write_delivery(&mut kernel, target, receiver, me, delivery, &mut evicted);
-            complete(receiver);
+            deliver_to_waiting(&mut kernel, receiver, me, delivery, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
             sched::block_and_switch_to(receiver);
