@@ -270,25 +270,8 @@ fn bench_one(arch: Arch, image: &Image, timeout: Duration) -> Result<bool> {
 
     let mut text = format!("FAIL {arch} bench: {}\n", verdict.failures.join("; "));
     let kept = log_path(arch);
-    match std::fs::write(&kept, &run.serial) {
-        Ok(()) => text.push_str(&format!("  log: {}\n", workspace::display(&kept))),
-        Err(e) => text.push_str(&format!(
-            "  log: cannot keep it at {}: {e}\n",
-            kept.display()
-        )),
-    }
-    text.push_str(&format!("  qemu: {}\n", qemu::shell_line(&args)));
-    let qemu_said: Vec<&str> = run
-        .qemu_output
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    if !qemu_said.is_empty() {
-        text.push_str("  qemu printed:\n");
-        for line in qemu_said.iter().rev().take(20).rev() {
-            text.push_str(&format!("    {line}\n"));
-        }
-    }
+    let saved = std::fs::write(&kept, &run.serial);
+    qemu::append_boot_details(&mut text, &kept, saved, &args, &run.qemu_output);
     let log = ConsoleLog::parse(&run.serial);
     if log.reports().next().is_some() {
         let symbols = SymbolTable::load(&image.elf).ok();

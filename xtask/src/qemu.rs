@@ -142,6 +142,35 @@ pub fn command_line(
     args
 }
 
+/// Appends what every failed-boot report carries: where the serial log was kept (`saved` is the
+/// result of writing it to `kept`), the QEMU command line and the last lines QEMU printed itself.
+pub fn append_boot_details(
+    text: &mut String,
+    kept: &Path,
+    saved: std::io::Result<()>,
+    args: &[OsString],
+    qemu_output: &str,
+) {
+    match saved {
+        Ok(()) => text.push_str(&format!("  log: {}\n", crate::workspace::display(kept))),
+        Err(e) => text.push_str(&format!(
+            "  log: cannot keep it at {}: {e}\n",
+            kept.display()
+        )),
+    }
+    text.push_str(&format!("  qemu: {}\n", shell_line(args)));
+    let qemu_said: Vec<&str> = qemu_output
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if !qemu_said.is_empty() {
+        text.push_str("  qemu printed:\n");
+        for line in qemu_said.iter().rev().take(20).rev() {
+            text.push_str(&format!("    {line}\n"));
+        }
+    }
+}
+
 /// `args` as one line a POSIX shell reads back as the same words.
 pub fn shell_line(args: &[OsString]) -> String {
     args.iter()

@@ -227,25 +227,7 @@ fn boot(job: &Job, stages: &Stages) -> (bool, String) {
     let kept = kept_log(job);
     let saved = std::fs::create_dir_all(workspace::test_logs_dir())
         .and_then(|()| std::fs::write(&kept, &run.serial));
-    match saved {
-        Ok(()) => text.push_str(&format!("  log: {}\n", workspace::display(&kept))),
-        Err(e) => text.push_str(&format!(
-            "  log: cannot keep it at {}: {e}\n",
-            kept.display()
-        )),
-    }
-    text.push_str(&format!("  qemu: {}\n", qemu::shell_line(&args)));
-    let qemu_said: Vec<&str> = run
-        .qemu_output
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    if !qemu_said.is_empty() {
-        text.push_str("  qemu printed:\n");
-        for line in qemu_said.iter().rev().take(20).rev() {
-            text.push_str(&format!("    {line}\n"));
-        }
-    }
+    qemu::append_boot_details(&mut text, &kept, saved, &args, &run.qemu_output);
     let hint = if verdict.silent {
         Some(stages.explain_silence())
     } else {
