@@ -28,11 +28,7 @@ fn lookup_endpoint(
     handle: u64,
     rights: Rights,
 ) -> Result<(EndpointId, Badge), Error> {
-    let cap = kernel.process(me)?.caps.lookup(
-        CapHandle::from_raw(handle),
-        ObjectType::Endpoint,
-        rights,
-    )?;
+    let cap = kernel.cap(me, handle, ObjectType::Endpoint, rights)?;
     match cap.object() {
         ObjectRef::Endpoint(id) => Ok((id, cap.badge())),
         _ => Err(Error::WrongType),
@@ -45,11 +41,7 @@ fn lookup_notification(
     handle: u64,
     rights: Rights,
 ) -> Result<(NotificationId, Badge), Error> {
-    let cap = kernel.process(me)?.caps.lookup(
-        CapHandle::from_raw(handle),
-        ObjectType::Notification,
-        rights,
-    )?;
+    let cap = kernel.cap(me, handle, ObjectType::Notification, rights)?;
     match cap.object() {
         ObjectRef::Notification(id) => Ok((id, cap.badge())),
         _ => Err(Error::WrongType),

@@ -15,7 +15,7 @@
 
 use crate::ktrace::{KLock, KernelLockHal};
 use crate::memory::{FRAMES, UserSpace};
-use abi::{Badge, CapHandle, Error};
+use abi::{Badge, CapHandle, Error, ObjectType, Rights};
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -277,6 +277,20 @@ impl Kernel {
             Some(entry) if slot.generation == id.generation() => Ok(entry),
             _ => Err(Error::StaleCapability),
         }
+    }
+
+    /// The capability `handle` names in process `me`'s table, if it is of type `ty` and holds
+    /// `rights` (every check of `CapTable::lookup`, in its order).
+    pub fn cap(
+        &self,
+        me: AddressSpaceId,
+        handle: u64,
+        ty: ObjectType,
+        rights: Rights,
+    ) -> Result<&Capability, Error> {
+        self.process(me)?
+            .caps
+            .lookup(CapHandle::from_raw(handle), ty, rights)
     }
 
     /// The live process `id` names, mutably.

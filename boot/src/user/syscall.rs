@@ -233,11 +233,7 @@ pub fn lookup_space(
     handle: u64,
     rights: Rights,
 ) -> Result<kernel_core::cap::AddressSpaceId, Error> {
-    let cap = kernel.process(me)?.caps.lookup(
-        CapHandle::from_raw(handle),
-        ObjectType::AddressSpace,
-        rights,
-    )?;
+    let cap = kernel.cap(me, handle, ObjectType::AddressSpace, rights)?;
     let ObjectRef::AddressSpace(id) = cap.object() else {
         return Err(Error::WrongType);
     };
@@ -348,8 +344,9 @@ fn map(space: u64, frames_handle: u64, va: u64, access: u64) -> Result<u64, Erro
     let me = my_process();
     let mut kernel = kernel();
     let target = lookup_space(&kernel, me, space, Rights::MAP)?;
-    let cap = kernel.process(me)?.caps.lookup(
-        CapHandle::from_raw(frames_handle),
+    let cap = kernel.cap(
+        me,
+        frames_handle,
         ObjectType::FrameRange,
         Rights::MAP | access,
     )?;
@@ -470,11 +467,7 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
 pub fn lookup_thread(handle: u64) -> Result<ThreadId, Error> {
     let me = my_process();
     let kernel = kernel();
-    let cap = kernel.process(me)?.caps.lookup(
-        CapHandle::from_raw(handle),
-        ObjectType::Thread,
-        Rights::CONTROL,
-    )?;
+    let cap = kernel.cap(me, handle, ObjectType::Thread, Rights::CONTROL)?;
     let ObjectRef::Thread(id) = cap.object() else {
         return Err(Error::WrongType);
     };
@@ -500,8 +493,9 @@ fn set_pager(space: u64, endpoint: u64) -> Result<u64, Error> {
     let pager = if CapHandle::from_raw(endpoint).is_null() {
         None
     } else {
-        let cap = kernel.process(me)?.caps.lookup(
-            CapHandle::from_raw(endpoint),
+        let cap = kernel.cap(
+            me,
+            endpoint,
             ObjectType::Endpoint,
             Rights::SEND | Rights::CALL,
         )?;
