@@ -18,6 +18,7 @@ mod panic;
 mod platform;
 mod sched;
 mod selftests;
+mod tlb_tags;
 mod user;
 
 use console::Console;

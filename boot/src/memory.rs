@@ -15,14 +15,11 @@ use kernel_core::frame_alloc::FrameAllocator;
 use kernel_core::hal::{Access, KernelSpaceReport, Platform};
 use kernel_core::memory_map::ram_ranges;
 use kernel_core::memory_map::{FRAME_SIZE, FreeRanges};
-use kernel_core::paging::{AddressSpace, AsidAllocator, MapFlags};
+use kernel_core::paging::{AddressSpace, MapFlags};
 use spin::Once;
 
 /// A user address space on this machine.
 pub type UserSpace = AddressSpace<<Machine as Platform>::Spaces>;
-
-/// The TLB tag allocator shared by every user address space (after the `paging` stage).
-pub static ASIDS: KLock<AsidAllocator> = KLock::new_quiet("asids", AsidAllocator::new(1));
 
 /// Order of the buddy allocator: blocks up to 2^(ORDER-1) bytes.
 const HEAP_ORDER: usize = 32;
@@ -146,7 +143,7 @@ pub fn heap_bytes_in_use() -> usize {
 
 /// Sets up the TLB-tag allocator for user address spaces once the kernel tables are live.
 pub fn init_address_spaces(report: KernelSpaceReport) {
-    *ASIDS.lock_irqsave() = AsidAllocator::new(report.tlb_tags);
+    crate::tlb_tags::TLB_TAGS.init(report.tlb_tags);
 }
 
 /// Hands the frames above the boot HHDM limit to the allocator, then proves the kernel's HHDM
@@ -197,7 +194,7 @@ pub fn address_space_smoke_test() -> Result<(), String> {
     let checked = if translated != Some(frame) {
         Err(format!("translate gave {translated:x?}, mapped {frame:#x}"))
     } else {
-        space.switch_to(&mut ASIDS.lock_irqsave());
+        crate::tlb_tags::TLB_TAGS.switch_to(&space);
         let written = *b"strait address space";
         let mut read = [0u8; 20];
         let result = Machine::copy_to_user(USER_VA, &written)

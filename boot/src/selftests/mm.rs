@@ -7,8 +7,9 @@
 //! access to user memory are reported, not survived silently.
 
 use super::check;
-use crate::memory::{ASIDS, FRAMES, UserSpace, phys_to_virt};
+use crate::memory::{FRAMES, UserSpace, phys_to_virt};
 use crate::platform::Machine;
+use crate::tlb_tags::TLB_TAGS;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -117,7 +118,7 @@ pub fn two_spaces(_: &mut ()) -> Result<(), String> {
             if result.is_err() {
                 break;
             }
-            space.switch_to(&mut ASIDS.lock_irqsave());
+            TLB_TAGS.switch_to(space);
             let mut word = [0u8; 8];
             result = Machine::copy_from_user(&mut word, VA)
                 .map_err(|e| format!("copy_from_user: {e:?}"))
@@ -157,7 +158,7 @@ pub fn teardown_leak(_: &mut ()) -> Result<(), String> {
             .iter()
             .try_for_each(|&va| space.map(frames, va, data, RW));
         if cycle % 100 == 0 {
-            space.switch_to(&mut ASIDS.lock_irqsave());
+            TLB_TAGS.switch_to(&space);
             Machine::activate_kernel_space();
         }
         space.destroy(frames, |_| {});
@@ -326,7 +327,7 @@ pub fn direct_user_access(_: &mut ()) -> Result<(), String> {
             .map_err(|e| format!("map: {e}"))?;
         space
     };
-    space.switch_to(&mut ASIDS.lock_irqsave());
+    TLB_TAGS.switch_to(&space);
     let value = deliberate_user_access(VA);
     Machine::activate_kernel_space();
     Err(format!(
@@ -358,13 +359,13 @@ pub fn asid_rollover(_: &mut ()) -> Result<(), String> {
         }
         spaces.push(space);
     }
-    let generation_before = ASIDS.lock_irqsave().generation();
+    let (_, generation_before) = TLB_TAGS.snapshot();
     for round in 0..2 {
         for (i, space) in spaces.iter().enumerate() {
             if result.is_err() {
                 break;
             }
-            space.switch_to(&mut ASIDS.lock_irqsave());
+            TLB_TAGS.switch_to(space);
             let mut word = [0u8; 8];
             result = Machine::copy_from_user(&mut word, VA)
                 .map_err(|e| format!("round {round}, space {i}: {e:?}"))
@@ -376,10 +377,8 @@ pub fn asid_rollover(_: &mut ()) -> Result<(), String> {
                 });
         }
     }
-    let (tagged, generations) = {
-        let asids = ASIDS.lock_irqsave();
-        (asids.is_tagged(), asids.generation() - generation_before)
-    };
+    let (tagged, generation_after) = TLB_TAGS.snapshot();
+    let generations = generation_after - generation_before;
     Machine::activate_kernel_space();
     for space in spaces {
         space.destroy(frames, |_| {});

@@ -17,9 +17,9 @@ pub mod loader;
 pub mod objects;
 mod syscall;
 
-use crate::memory::ASIDS;
 use crate::platform::Machine;
 use crate::sched;
+use crate::tlb_tags::TLB_TAGS;
 use alloc::sync::Arc;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel_core::hal::UserMode;
@@ -54,7 +54,7 @@ pub fn activate_process(process: u64) {
     // the process (and its tables) stays alive at least until that thread is reaped.
     let process = unsafe { &*(process as *const Process) };
     if let Some(space) = &process.space {
-        space.switch_to(&mut ASIDS.lock_irqsave());
+        TLB_TAGS.switch_to(space);
     }
 }
 

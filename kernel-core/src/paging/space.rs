@@ -16,6 +16,7 @@ use super::format::{PAGE_SIZE, PageTableFormat};
 use super::mapper::{Half, MapError, Mapper, Translation};
 use super::memory::{FrameSource, TableMemory};
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 use spin::Mutex;
 
 /// A TLB invalidation that other CPUs may have to repeat.
@@ -93,6 +94,23 @@ pub struct AddressSpace<H: AddressSpaceHal> {
     /// The root never changes, so reading it needs no lock.
     root: u64,
     inner: Mutex<Inner<H::Format>>,
+    /// A copy of the tag for the lock-free switch ([`switch_to_cached`](Self::switch_to_cached)):
+    /// `generation << ASID_BITS | asid`, or 0 (never matches) while the tag is unassigned or
+    /// does not fit. Written under `inner` by every refresh.
+    cached_tag: AtomicU64,
+}
+
+/// Bits of a tag in [`AddressSpace::cached_tag`]: AArch64 has at most 2^16 ASIDs, x86 2^12
+/// PCIDs.
+const ASID_BITS: u32 = 16;
+
+/// `tag` packed for [`AddressSpace::cached_tag`]; 0 if it cannot be (a generation past 2^48,
+/// reached only after that many rollovers): the space then always takes the locked switch.
+fn pack_tag(tag: AsidTag) -> u64 {
+    if tag.generation >> (64 - ASID_BITS) != 0 || tag.asid >> ASID_BITS != 0 {
+        return 0;
+    }
+    (tag.generation << ASID_BITS) | u64::from(tag.asid)
 }
 
 impl<H: AddressSpaceHal> fmt::Debug for AddressSpace<H> {
@@ -120,6 +138,7 @@ impl<H: AddressSpaceHal> AddressSpace<H> {
                 mapper,
                 tag: AsidTag::UNASSIGNED,
             }),
+            cached_tag: AtomicU64::new(0),
         })
     }
 
@@ -199,11 +218,30 @@ impl<H: AddressSpaceHal> AddressSpace<H> {
             H::flush_all_non_global();
             H::shootdown(Shootdown::AllNonGlobal);
         }
+        self.cached_tag
+            .store(pack_tag(inner.tag), Ordering::Relaxed);
         H::activate(
             inner.mapper.root(),
             inner.tag.asid,
             outcome != AsidOutcome::Current,
         );
+    }
+
+    /// The switch without any lock, for the context-switch path: if this space's tag is still
+    /// valid in `generation` (the allocator's current generation, as the caller last saw it
+    /// under the allocator's lock), activates the root under that tag without a flush, exactly
+    /// as [`switch_to`](Self::switch_to) would, and returns true. Otherwise changes nothing and
+    /// returns false: the caller then locks the allocator and calls `switch_to`.
+    ///
+    /// Sound only while no other CPU can advance the generation in between: single CPU, like
+    /// [`AsidAllocator`]. With SMP the rollover must keep running spaces' tags reserved.
+    pub fn switch_to_cached(&self, generation: u64) -> bool {
+        let cached = self.cached_tag.load(Ordering::Relaxed);
+        if cached == 0 || cached >> ASID_BITS != generation {
+            return false;
+        }
+        H::activate(self.root, (cached & ((1 << ASID_BITS) - 1)) as u32, false);
+        true
     }
 
     /// Physical address of the root table.
@@ -515,6 +553,80 @@ mod tests {
         );
         a.destroy(&mut frames, |_| {});
         b.destroy(&mut frames, |_| {});
+    }
+
+    #[test]
+    fn the_cached_switch_only_reuses_a_tag_of_the_current_generation() {
+        reset();
+        ASIDS.with(|a| a.set(3));
+        let mut frames = CountingFrames::new(usize::MAX);
+        let mut asids = AsidAllocator::new(FakeHal::asid_count());
+        let spaces: Vec<Space> = (0..3)
+            .map(|_| Space::create(&mut frames).unwrap())
+            .collect();
+        // Never switched to: no tag to reuse.
+        assert!(!spaces[0].switch_to_cached(asids.generation()));
+        assert_eq!(events(), []);
+        spaces[0].switch_to(&mut asids);
+        spaces[1].switch_to(&mut asids);
+        events();
+        // A current tag: the same activation as `switch_to` would make, without the allocator.
+        assert!(spaces[0].switch_to_cached(asids.generation()));
+        assert_eq!(events(), [Event::Activate(spaces[0].root(), 1, false)]);
+        // A generation the space's tag is not of changes nothing.
+        assert!(!spaces[0].switch_to_cached(asids.generation() + 1));
+        assert_eq!(events(), []);
+        // After a rollover the old tags are stale (tag 1 now belongs to space 2).
+        spaces[2].switch_to(&mut asids);
+        events();
+        assert!(!spaces[0].switch_to_cached(asids.generation()));
+        assert!(!spaces[1].switch_to_cached(asids.generation()));
+        assert!(spaces[2].switch_to_cached(asids.generation()));
+        assert_eq!(events(), [Event::Activate(spaces[2].root(), 1, false)]);
+        for space in spaces {
+            space.destroy(&mut frames, |_| {});
+        }
+
+        // Without tags only the space switched to last is current.
+        ASIDS.with(|a| a.set(1));
+        let mut asids = AsidAllocator::new(FakeHal::asid_count());
+        let a = Space::create(&mut frames).unwrap();
+        let b = Space::create(&mut frames).unwrap();
+        a.switch_to(&mut asids);
+        b.switch_to(&mut asids);
+        events();
+        assert!(!a.switch_to_cached(asids.generation()));
+        assert!(b.switch_to_cached(asids.generation()));
+        assert_eq!(events(), [Event::Activate(b.root(), 0, false)]);
+        a.destroy(&mut frames, |_| {});
+        b.destroy(&mut frames, |_| {});
+        assert_eq!(frames.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_tag_that_does_not_fit_the_cache_is_never_reused() {
+        assert_eq!(
+            pack_tag(AsidTag {
+                generation: 1 << 48,
+                asid: 1
+            }),
+            0
+        );
+        assert_eq!(
+            pack_tag(AsidTag {
+                generation: 2,
+                asid: 1 << 16
+            }),
+            0
+        );
+        assert_eq!(pack_tag(AsidTag::UNASSIGNED), 0);
+        assert_eq!(
+            pack_tag(AsidTag {
+                generation: 2,
+                asid: 5
+            }),
+            (2 << 16) | 5
+        );
     }
 
     #[test]
