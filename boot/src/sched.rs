@@ -540,9 +540,22 @@ pub fn block_current(deadline: Option<u64>) -> bool {
 /// The IPC fast path: blocks the current thread and runs `next` (blocked until now, its reply or
 /// message already written into its registers) straight away, without the run queue, on what is
 /// left of the current time slice. Falls back to an ordinary wake and block if `next` is not
-/// blocked or a ready thread has a higher priority. Interrupts masked.
-pub fn block_and_switch_to(next: ThreadId) {
+/// blocked or a ready thread has a higher priority. With a `deadline` the current thread is
+/// woken then at the latest (the caller finds out whether its operation completed). Interrupts
+/// masked.
+pub fn block_and_switch_to(next: ThreadId, deadline: Option<u64>) {
     let me = current();
+    if let Some(deadline) = deadline {
+        let _ = TIMERS.lock().insert(me, deadline);
+    }
+    hand_off_to(me, next);
+    if deadline.is_some() {
+        TIMERS.lock().cancel(me);
+    }
+}
+
+/// [`block_and_switch_to`] without the timer.
+fn hand_off_to(me: ThreadId, next: ThreadId) {
     let prio = payload(next).priority.load(Ordering::Relaxed);
     {
         let mut sched = SCHED.lock();

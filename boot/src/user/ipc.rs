@@ -285,6 +285,76 @@ fn wait_for_completion(me: ThreadId, deadline: Option<u64>, blocked_already: boo
     }
 }
 
+/// Writes a capability-free message from the registers `from` into the registers `to`: result
+/// 0, the info, and the words, those past the info's length zeroed (the normal form a
+/// [`Message`] keeps; the receiver must not see the sender's stale registers).
+#[inline(always)]
+fn copy_words(from: &UserFrame, to: &mut UserFrame, info: MessageInfo) {
+    let length = info.length();
+    to.set_result(0);
+    to.set_slot(INFO, info.into_raw());
+    for (k, slot) in WORDS.into_iter().enumerate() {
+        to.set_slot(slot, if k < length { from.slot(slot) } else { 0 });
+    }
+    to.set_slot(CAP, CapHandle::NULL.into_raw());
+}
+
+/// The register-only `call`: when the message carries no capability and a receiver waits, the
+/// words go straight from the caller's registers into the receiver's, which is marked done.
+/// Returns the receiver to switch to; `None`, with nothing changed, sends the call down the full
+/// path (which also explains any error).
+#[inline(always)]
+fn call_registers_only(
+    kernel: &mut Kernel,
+    process: AddressSpaceId,
+    me: ThreadId,
+    frame: &UserFrame,
+) -> Option<ThreadId> {
+    let info = MessageInfo::from_raw(frame.slot(INFO))
+        .ok()
+        .filter(|info| !info.has_cap())?;
+    let (endpoint, badge) =
+        lookup_endpoint(kernel, process, frame.slot(ENDPOINT), Rights::CALL).ok()?;
+    let (receiver, reply) = kernel.endpoints.call_waiting(endpoint, me)?;
+    // SAFETY: the endpoint just took `receiver` off its receive queue, so it is blocked (not
+    // running, not the caller), and the objects' lock is held.
+    let target = unsafe { frame_of(receiver) };
+    copy_words(frame, target, info);
+    target.set_slot(BADGE, badge);
+    target.set_slot(REPLY, reply.into_raw());
+    complete(receiver);
+    Some(receiver)
+}
+
+/// The register-only `reply_recv` (for a receive that may block): when the reply carries no
+/// capability, its caller made an ordinary call (not a fault) and no sender waits, the words go
+/// straight into the caller's registers, which is marked done, and the replier is queued to
+/// receive. Returns the caller to switch to; `None`, with nothing changed, takes the full path.
+#[inline(always)]
+fn reply_recv_registers_only(
+    kernel: &mut Kernel,
+    process: AddressSpaceId,
+    me: ThreadId,
+    token: ReplyToken,
+    frame: &UserFrame,
+) -> Option<ThreadId> {
+    let info = MessageInfo::from_raw(frame.slot(INFO))
+        .ok()
+        .filter(|info| !info.has_cap())?;
+    let (endpoint, _) =
+        lookup_endpoint(kernel, process, frame.slot(ENDPOINT), Rights::RECEIVE).ok()?;
+    let in_fault = &kernel.in_fault;
+    let caller = kernel
+        .endpoints
+        .reply_then_wait(endpoint, me, token, |caller| !in_fault[caller.index()])?;
+    // SAFETY: `caller` awaited this reply, so it is blocked (not running, not the replier), and
+    // the objects' lock is held.
+    let target = unsafe { frame_of(caller) };
+    copy_words(frame, target, info);
+    complete(caller);
+    Some(caller)
+}
+
 pub fn send(frame: &mut UserFrame) -> Outcome {
     let me = sched::current();
     let process = my_process();
@@ -365,8 +435,14 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
     let process = my_process();
     let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
     let deadline = deadline(timeout.into_raw());
-    let mut evicted = Evicted::new();
     let mut kernel = kernel();
+    clear_completion(me);
+    if let Some(receiver) = call_registers_only(&mut kernel, process, me, frame) {
+        drop(kernel);
+        sched::block_and_switch_to(receiver, deadline);
+        return wait_for_completion(me, deadline, true);
+    }
+    let mut evicted = Evicted::new();
     let (endpoint, badge, msg) =
         match endpoint_and_message(&mut kernel, process, me, frame, Rights::CALL) {
             Ok(found) => found,
@@ -385,7 +461,7 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
             deliver_to_waiting(&mut kernel, receiver, me, delivery, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
-            sched::block_and_switch_to(receiver);
+            sched::block_and_switch_to(receiver, deadline);
             wait_for_completion(me, deadline, true)
         }
         Ok(CallOutcome::Blocked) => {
@@ -425,9 +501,18 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
     let me = sched::current();
     let process = my_process();
     let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
+    let deadline = deadline(timeout.into_raw());
     let token = ReplyToken::from_raw(frame.slot(REPLY));
-    let mut evicted = Evicted::new();
     let mut kernel = kernel();
+    clear_completion(me);
+    if timeout.may_block()
+        && let Some(caller) = reply_recv_registers_only(&mut kernel, process, me, token, frame)
+    {
+        drop(kernel);
+        sched::block_and_switch_to(caller, deadline);
+        return wait_for_completion(me, deadline, true);
+    }
+    let mut evicted = Evicted::new();
     let (endpoint, _, msg) =
         match endpoint_and_message(&mut kernel, process, me, frame, Rights::RECEIVE) {
             Ok(found) => found,
@@ -470,8 +555,8 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
             write_reply(&mut kernel, caller, me, replied.msg, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
-            sched::block_and_switch_to(caller);
-            wait_for_completion(me, deadline(timeout.into_raw()), true)
+            sched::block_and_switch_to(caller, deadline);
+            wait_for_completion(me, deadline, true)
         }
         Ok(ReplyRecvOutcome::RepliedOnly { replied }) => {
             let caller = replied.caller;
@@ -503,7 +588,7 @@ pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u3
             deliver_to_waiting(&mut kernel, receiver, me, delivery, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
-            sched::block_and_switch_to(receiver);
+            sched::block_and_switch_to(receiver, None);
             true
         }
         Ok(CallOutcome::Blocked) => {

@@ -507,6 +507,51 @@ impl<const E: usize, const T: usize> Endpoints<E, T> {
         })
     }
 
+    /// The register-only fast path of [`call`](Self::call): if a receiver waits on `endpoint`, it
+    /// is dequeued and `caller` now awaits its reply, as `call` would decide. Returns the
+    /// receiver and the reply token; the glue moves the words from register file to register
+    /// file itself, with no [`Message`] in between.
+    ///
+    /// `None`, with nothing changed, whenever `call` would decide anything else or refuse: the
+    /// endpoint is not live, the caller is not idle, or no receiver waits. The caller then takes
+    /// the full path, which explains the refusal.
+    pub fn call_waiting(
+        &mut self,
+        endpoint: EndpointId,
+        caller: ThreadId,
+    ) -> Option<(ThreadId, ReplyToken)> {
+        let (e, c) = self.check_caller(endpoint, caller).ok()?;
+        let receiver = self.take_receiver(e)?;
+        Some((receiver, self.await_reply(c, caller, receiver)))
+    }
+
+    /// The register-only fast path of [`reply_recv`](Self::reply_recv): if `token` is a reply
+    /// `replier` owes, `accept` agrees to the caller it names, and no sender waits on
+    /// `endpoint`, the reply is settled and `replier` is queued to receive, as `reply_recv` would
+    /// decide ([`ReplyRecvOutcome::SwitchToCaller`]). Returns the caller; the glue writes the
+    /// reply into its registers.
+    ///
+    /// `None`, with nothing changed (`accept` may have been asked), whenever `reply_recv` would
+    /// decide anything else or refuse. `accept` lets the glue keep callers whose reply it must
+    /// handle itself (a faulting thread's pager call) off this path.
+    pub fn reply_then_wait(
+        &mut self,
+        endpoint: EndpointId,
+        replier: ThreadId,
+        token: ReplyToken,
+        accept: impl FnOnce(ThreadId) -> bool,
+    ) -> Option<ThreadId> {
+        let (e, r) = self.check_caller(endpoint, replier).ok()?;
+        let c = self.check_reply(replier, token).ok()?;
+        let caller = self.threads[c].id;
+        if self.endpoints[e].senders.head != NIL || !accept(caller) {
+            return None;
+        }
+        self.threads[c].wait = Wait::Idle;
+        self.queue_receiver(e, r, replier);
+        Some(caller)
+    }
+
     /// Withdraws `thread` from whatever it waits for in IPC (its timeout expired, or it is being
     /// killed): out of its endpoint queue (with its undelivered message), or no longer awaiting a
     /// reply (the replier's token is then refused). `None` if it was not blocked in IPC (for

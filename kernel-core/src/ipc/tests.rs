@@ -220,6 +220,55 @@ fn call_to_a_waiting_server_takes_the_fast_path() {
 }
 
 #[test]
+fn the_register_only_fast_path_decides_like_call_and_reply_recv() {
+    let mut ipc = Small::new();
+    let ep = ipc.create().unwrap();
+    // No receiver: the fast path declines and nothing changes.
+    assert_eq!(ipc.call_waiting(ep, t(2)), None);
+    assert_eq!(ipc.blocked(t(2)), None);
+    assert_eq!(ipc.recv(ep, t(1), true), Ok(RecvOutcome::Blocked));
+    let (receiver, token) = ipc.call_waiting(ep, t(2)).expect("a server waits");
+    assert_eq!(receiver, t(1));
+    assert_eq!(ipc.blocked(t(1)), None);
+    assert_eq!(ipc.blocked(t(2)), Some(Blocked::Reply { replier: t(1) }));
+    // A caller already awaiting a reply cannot call again.
+    assert_eq!(ipc.call_waiting(ep, t(2)), None);
+    // A vetoed reply changes nothing; a forged token is declined without asking.
+    assert_eq!(ipc.reply_then_wait(ep, t(1), token, |_| false), None);
+    let forged = ReplyToken::from_raw(token.into_raw() ^ (1 << 32));
+    assert_eq!(
+        ipc.reply_then_wait(ep, t(1), forged, |_| panic!("asked about a forged token")),
+        None
+    );
+    assert_eq!(ipc.blocked(t(2)), Some(Blocked::Reply { replier: t(1) }));
+    // A queued sender sends the replier down the full path (it must receive that message).
+    assert_eq!(
+        ipc.send(ep, t(3), 0, msg(4), true),
+        Ok(SendOutcome::Blocked)
+    );
+    assert_eq!(ipc.reply_then_wait(ep, t(1), token, |_| true), None);
+    assert_eq!(
+        ipc.cancel(t(3)),
+        Some(Cancelled::Send {
+            msg: msg(4),
+            call: false
+        })
+    );
+    // Accepted: the caller is free, the server waits for the next call, the token is used up.
+    assert_eq!(
+        ipc.reply_then_wait(ep, t(1), token, |c| c == t(2)),
+        Some(t(2))
+    );
+    assert_eq!(ipc.blocked(t(2)), None);
+    assert_eq!(ipc.blocked(t(1)), Some(Blocked::Recv { endpoint: ep }));
+    assert_eq!(
+        ipc.reply(t(1), token, msg(5)).unwrap_err().error,
+        Error::InvalidReply
+    );
+    ipc.check_invariants();
+}
+
+#[test]
 fn a_queued_call_waits_for_the_reply_after_delivery() {
     let mut ipc = Small::new();
     let ep = ipc.create().unwrap();
@@ -795,7 +844,7 @@ fn run_ipc_model(seed: u64, steps: u32) {
         let may_block = rng.below(4) != 0;
         let badge = rng.below(3);
         let label = step;
-        match rng.below(12) {
+        match rng.below(14) {
             0 => match ipc.create() {
                 Ok(id) => {
                     assert!(
@@ -1024,6 +1073,58 @@ fn run_ipc_model(seed: u64, steps: u32) {
                 }
                 assert_eq!(orphans, expected, "{ctx}");
                 model.threads[t].0 = ThreadId::new(t as u32, me.generation() + 1);
+            }
+            11 => {
+                // The fast path of `call`: exactly what `call` decides when a receiver waits,
+                // nothing at all otherwise (the later checks compare every queue and state).
+                let got = ipc.call_waiting(ep, me);
+                match model.caller(ep, t) {
+                    Ok(e) if !model.endpoints[e].receivers.is_empty() => {
+                        let r = model.endpoints[e].receivers.pop_front().unwrap();
+                        let Some((receiver, token)) = got else {
+                            panic!("{ctx}: a receiver was waiting");
+                        };
+                        assert_eq!(receiver, model.threads[r].0, "{ctx}");
+                        model.threads[r].1 = ModelWait::Idle;
+                        model.fresh_token(token);
+                        model.threads[t].1 = ModelWait::Reply {
+                            replier: receiver,
+                            token,
+                        };
+                    }
+                    _ => assert_eq!(got, None, "{ctx}"),
+                }
+            }
+            12 => {
+                // The fast path of `reply_recv`, sometimes vetoed by the glue.
+                let token = if !model.tokens.is_empty() && rng.below(5) != 0 {
+                    model.tokens[rng.below(model.tokens.len() as u64) as usize]
+                } else {
+                    ReplyToken::from_raw(rng.below(4) << 32 | rng.below(T as u64 + 1))
+                };
+                let accept = rng.below(4) != 0;
+                let mut asked = None;
+                let got = ipc.reply_then_wait(ep, me, token, |caller| {
+                    asked = Some(caller);
+                    accept
+                });
+                let expected = model
+                    .caller(ep, t)
+                    .and_then(|e| Ok((e, model.reply_target(me, token)?)));
+                match expected {
+                    Ok((e, c)) if model.endpoints[e].senders.is_empty() => {
+                        assert_eq!(asked, Some(model.threads[c].0), "{ctx}");
+                        if accept {
+                            assert_eq!(got, Some(model.threads[c].0), "{ctx}");
+                            model.threads[c].1 = ModelWait::Idle;
+                            model.endpoints[e].receivers.push_back(t);
+                            model.threads[t].1 = ModelWait::Recv { ep: e };
+                        } else {
+                            assert_eq!(got, None, "{ctx}");
+                        }
+                    }
+                    _ => assert_eq!(got, None, "{ctx}"),
+                }
             }
             _ => {
                 let mut evicted = Vec::new();
