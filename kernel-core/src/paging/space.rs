@@ -244,6 +244,24 @@ impl<H: AddressSpaceHal> AddressSpace<H> {
         true
     }
 
+    /// The switch for a CPU without tags (an allocator with `count <= 1`), which needs no
+    /// allocator: activates the root under tag 0 with a flush. That is what
+    /// [`switch_to`](Self::switch_to) decides for every space but the one switched to last, and
+    /// the context switch never switches to the space already active.
+    ///
+    /// The space's tag becomes tag 0 of no generation: assigned (the TLB may now hold entries of
+    /// the space, so unmap, protect and destroy flush them), current in none (a later
+    /// `switch_to` gives it a tag like any stale space).
+    pub fn switch_to_untagged(&self) {
+        let mut inner = self.inner.lock();
+        inner.tag = AsidTag {
+            generation: u64::MAX,
+            asid: 0,
+        };
+        self.cached_tag.store(0, Ordering::Relaxed);
+        H::activate(self.root, 0, true);
+    }
+
     /// Physical address of the root table.
     pub fn root(&self) -> u64 {
         self.root
@@ -587,7 +605,8 @@ mod tests {
             space.destroy(&mut frames, |_| {});
         }
 
-        // Without tags only the space switched to last is current.
+        // Without tags only the space switched to last is current, and the untagged switch
+        // makes the activation `switch_to` makes for any other space.
         ASIDS.with(|a| a.set(1));
         let mut asids = AsidAllocator::new(FakeHal::asid_count());
         let a = Space::create(&mut frames).unwrap();
@@ -598,6 +617,31 @@ mod tests {
         assert!(!a.switch_to_cached(asids.generation()));
         assert!(b.switch_to_cached(asids.generation()));
         assert_eq!(events(), [Event::Activate(b.root(), 0, false)]);
+        a.switch_to_untagged();
+        let untagged = events();
+        a.switch_to(&mut asids);
+        assert_eq!(untagged, events());
+        assert_eq!(untagged, [Event::Activate(a.root(), 0, true)]);
+        // A space only ever switched to untagged still has its TLB entries flushed.
+        let c = Space::create(&mut frames).unwrap();
+        c.switch_to_untagged();
+        let va = USER_END - PAGE_SIZE;
+        c.map(&mut frames, va, frame(0), R).unwrap();
+        events();
+        assert_eq!(c.unmap(&mut frames, va), Ok(frame(0)));
+        assert_eq!(
+            events(),
+            [
+                Event::Page(0, va),
+                Event::Shootdown(Shootdown::Page { asid: 0, va })
+            ]
+        );
+        assert!(!c.switch_to_cached(asids.generation()));
+        c.destroy(&mut frames, |_| {});
+        assert_eq!(
+            events(),
+            [Event::Asid(0), Event::Shootdown(Shootdown::Asid(0))]
+        );
         a.destroy(&mut frames, |_| {});
         b.destroy(&mut frames, |_| {});
         assert_eq!(frames.outstanding(), 0);
