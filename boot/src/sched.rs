@@ -410,17 +410,26 @@ fn switch_user_state(prev: &Payload, next: &Payload) {
 
 /// Runs on the new thread right after every switch: tells the table the previous thread left
 /// its CPU, and parks its stack if that reclaimed it.
+#[inline(always)]
 fn finish_switch() {
     let left = LEFT.swap(0, Ordering::Relaxed);
     if left == 0 {
         return;
     }
     let left = ThreadId::from_u64(left);
-    let stack = load_stack(payload(left));
-    let process = payload(left).process.load(Ordering::Relaxed);
+    // Read before `left_cpu`: once that reclaims the slot, a new thread may take it.
+    let slot = payload(left);
+    let stack = load_stack(slot);
+    let process = slot.process.load(Ordering::Relaxed);
     if THREADS.left_cpu(left) == Ok(true) {
-        let _ = DEAD_STACKS.lock().try_push((stack, process));
+        park_stack(stack, process);
     }
+}
+
+/// Parks the stack of a reclaimed thread for [`reap`] (out of line: rare).
+#[inline(never)]
+fn park_stack(stack: KernelStack, process: u64) {
+    let _ = DEAD_STACKS.lock().try_push((stack, process));
 }
 
 fn free_stack(stack: KernelStack) {
@@ -556,26 +565,39 @@ pub fn block_and_switch_to(next: ThreadId, deadline: Option<u64>) {
 
 /// [`block_and_switch_to`] without the timer.
 fn hand_off_to(me: ThreadId, next: ThreadId) {
+    /// What the run-queue lock decided.
+    enum Decision {
+        /// `next` was made current: switch straight to it.
+        Direct,
+        /// `me` blocked but `next` was not blocked: run whoever is next (`next` if ready).
+        Schedule,
+        /// A ready thread outranks `next`, or a wake was pending for `me`.
+        WakeAndBlock,
+    }
     let prio = payload(next).priority.load(Ordering::Relaxed);
-    {
+    // The guard goes out of scope at the end of the block (a `drop` would move it: a copy of the
+    // guard on the hot path).
+    let decision = {
         let mut sched = SCHED.lock();
         let direct = sched.queue().highest_priority().is_none_or(|p| p <= prio);
-        if direct && THREADS.block(me) == Ok(true) {
-            if THREADS.wake(next) == Ok(true) {
-                sched.hand_off(next, prio);
-                drop(sched);
-                switch_to_current(me, next);
-                return;
-            }
-            drop(sched);
-            // `next` was not blocked: run whoever is next, `next` included when it is ready.
-            schedule(false);
-            return;
+        if !direct || THREADS.block(me) != Ok(true) {
+            Decision::WakeAndBlock
+        } else if THREADS.wake(next) == Ok(true) {
+            sched.hand_off(next, prio);
+            Decision::Direct
+        } else {
+            Decision::Schedule
         }
-    }
-    let _ = wake(next);
-    if THREADS.block(me) == Ok(true) {
-        schedule(false);
+    };
+    match decision {
+        Decision::Direct => switch_to_current(me, next),
+        Decision::Schedule => schedule(false),
+        Decision::WakeAndBlock => {
+            let _ = wake(next);
+            if THREADS.block(me) == Ok(true) {
+                schedule(false);
+            }
+        }
     }
 }
 

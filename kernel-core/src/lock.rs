@@ -357,6 +357,7 @@ impl<T, H: LockHal> SpinLock<T, H> {
     }
 
     /// The registry index of `site` (see `cached_site_key`).
+    #[inline(always)]
     fn site_index(&self, site: &'static Location<'static>) -> u32 {
         let key = site_id(site);
         for (cached, index) in self.cached_site_key.iter().zip(&self.cached_site_index) {
@@ -441,12 +442,13 @@ impl<T, H: LockHal> SpinLock<T, H> {
     /// Never use this for a lock an interrupt handler takes: see
     /// [`lock_irqsave`](Self::lock_irqsave).
     #[track_caller]
+    #[inline(always)]
     pub fn lock(&self) -> SpinGuard<'_, T, H> {
         let site = Location::caller();
-        match self.acquire(site, None, IrqRestore::none()) {
-            Ok(guard) => guard,
-            // Without a deadline `acquire` only returns once it holds the lock.
-            Err(_) => unreachable!("a wait without deadline gave up"),
+        // The guard is built in place on the uncontended path (no `Result` to move it out of).
+        match self.inner.try_lock() {
+            Some(inner) => self.locked(inner, site, IrqRestore::none()),
+            None => self.wait_forever(site, IrqRestore::none()),
         }
     }
 
@@ -457,11 +459,28 @@ impl<T, H: LockHal> SpinLock<T, H> {
     /// in thread context too: otherwise the interrupt can arrive on the CPU that holds it, and
     /// the handler spins forever on a holder that cannot run.
     #[track_caller]
+    #[inline(always)]
     pub fn lock_irqsave(&self) -> SpinGuard<'_, T, H> {
         let site = Location::caller();
         let irq = IrqRestore::disable();
-        match self.acquire(site, None, irq) {
+        match self.inner.try_lock() {
+            Some(inner) => self.locked(inner, site, irq),
+            None => self.wait_forever(site, irq),
+        }
+    }
+
+    /// [`lock`](Self::lock) and [`lock_irqsave`](Self::lock_irqsave) once the lock was found
+    /// taken.
+    #[cold]
+    #[inline(never)]
+    fn wait_forever(
+        &self,
+        site: &'static Location<'static>,
+        irq: IrqRestore<H>,
+    ) -> SpinGuard<'_, T, H> {
+        match self.acquire_contended(site, None, irq) {
             Ok(guard) => guard,
+            // Without a deadline the wait only ends once it holds the lock.
             Err(_) => unreachable!("a wait without deadline gave up"),
         }
     }
@@ -503,7 +522,9 @@ impl<T, H: LockHal> SpinLock<T, H> {
         }
     }
 
-    /// The guard of a freshly acquired lock: records the owner and the acquisition.
+    /// The guard of a freshly acquired lock: records the owner and the acquisition. Inlined into
+    /// every acquisition: it is most of the cost of an uncontended lock.
+    #[inline(always)]
     fn locked<'a>(
         &'a self,
         inner: spin::MutexGuard<'a, T>,
@@ -527,13 +548,14 @@ impl<T, H: LockHal> SpinLock<T, H> {
         }
         SpinGuard {
             lock: self,
-            site: site_id(site),
             inner,
             irq,
         }
     }
 
-    /// Takes the lock, waiting up to `timeout_ns` (forever if `None`).
+    /// Takes the lock, waiting up to `timeout_ns` (forever if `None`). The uncontended case is
+    /// inlined into the caller; waiting is [`acquire_contended`](Self::acquire_contended).
+    #[inline(always)]
     fn acquire(
         &self,
         site: &'static Location<'static>,
@@ -543,6 +565,19 @@ impl<T, H: LockHal> SpinLock<T, H> {
         if let Some(inner) = self.inner.try_lock() {
             return Ok(self.locked(inner, site, irq));
         }
+        self.acquire_contended(site, timeout_ns, irq)
+    }
+
+    /// [`acquire`](Self::acquire) once the lock was found taken: traces the contention, spins,
+    /// reports a long wait, gives up at the deadline.
+    #[cold]
+    #[inline(never)]
+    fn acquire_contended(
+        &self,
+        site: &'static Location<'static>,
+        timeout_ns: Option<u64>,
+        irq: IrqRestore<H>,
+    ) -> Result<SpinGuard<'_, T, H>, LockTimeout> {
         let cpu = H::cpu();
         let mut clock_start = H::now_ns();
         H::trace(self.event(EventKind::LockContended, clock_start, cpu, site_id(site)));
@@ -628,6 +663,7 @@ impl<H: LockHal> IrqRestore<H> {
         }
     }
 
+    #[inline(always)]
     fn disable() -> Self {
         IrqRestore {
             was_enabled: Some(H::interrupts_disable()),
@@ -644,6 +680,7 @@ impl<H: LockHal> IrqRestore<H> {
 }
 
 impl<H: LockHal> Drop for IrqRestore<H> {
+    #[inline(always)]
     fn drop(&mut self) {
         if let Some(was_enabled) = self.was_enabled.take() {
             H::interrupts_restore(was_enabled);
@@ -655,8 +692,6 @@ impl<H: LockHal> Drop for IrqRestore<H> {
 /// releases the lock and then (for [`lock_irqsave`](SpinLock::lock_irqsave)) restores interrupts.
 pub struct SpinGuard<'a, T, H: LockHal> {
     lock: &'a SpinLock<T, H>,
-    /// Call-site id of the acquisition (for the release event).
-    site: u64,
     // Drop order matters: `inner` (the lock) before `irq` (the interrupt state).
     inner: spin::MutexGuard<'a, T>,
     irq: IrqRestore<H>,
@@ -698,6 +733,7 @@ impl<T, H: LockHal> DerefMut for SpinGuard<'_, T, H> {
 }
 
 impl<T, H: LockHal> Drop for SpinGuard<'_, T, H> {
+    #[inline(always)]
     fn drop(&mut self) {
         // Still the holder here: clear the owner before the fields drop (releasing the lock),
         // so no later owner is ever overwritten.
@@ -705,10 +741,11 @@ impl<T, H: LockHal> Drop for SpinGuard<'_, T, H> {
         if lock.quiet {
             lock.owner_cpu.store(NO_CPU, Ordering::Release);
         } else {
+            // The release event names the acquisition's call site, from the owner record (the
+            // guard does not carry it: a smaller guard is cheaper to move on the hot paths).
+            let site = registered(lock.owner_site.load(Ordering::Relaxed)).map_or(0, site_id);
             lock.set_owner(NO_CPU, 0, NO_SITE, 0);
-        }
-        if !lock.quiet {
-            H::trace(lock.event(EventKind::LockRelease, H::now_ns(), H::cpu(), self.site));
+            H::trace(lock.event(EventKind::LockRelease, H::now_ns(), H::cpu(), site));
         }
     }
 }

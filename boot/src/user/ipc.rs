@@ -250,8 +250,21 @@ pub fn wake_evicted(evicted: Evicted) {
 }
 
 /// Blocks until the current operation is completed by another thread, the deadline passes or
-/// the thread is killed; withdraws it in the last two cases.
+/// the thread is killed; withdraws it in the last two cases. With `blocked_already` the thread
+/// was switched away from and is back: usually its partner completed it, which is checked
+/// inline (the waiting loop is out of line, so the common return stays short).
+#[inline(always)]
 fn wait_for_completion(me: ThreadId, deadline: Option<u64>, blocked_already: bool) -> Outcome {
+    // The completer marks the thread done only after writing its registers: no lock needed.
+    if blocked_already && take_completion(me) {
+        return Outcome::Written;
+    }
+    wait_for_completion_slow(me, deadline, blocked_already)
+}
+
+/// [`wait_for_completion`] past its first check.
+#[inline(never)]
+fn wait_for_completion_slow(me: ThreadId, deadline: Option<u64>, blocked_already: bool) -> Outcome {
     let mut first = !blocked_already;
     loop {
         let expired = if first {
@@ -435,14 +448,17 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
     let process = my_process();
     let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
     let deadline = deadline(timeout.into_raw());
-    let mut kernel = kernel();
+    // Nobody can complete an operation of a running thread that is in no queue: the mark can
+    // be cleared before the lock is taken.
     clear_completion(me);
-    if let Some(receiver) = call_registers_only(&mut kernel, process, me, frame) {
-        drop(kernel);
+    // The objects' lock is held for this statement only (no `drop` that would copy the guard).
+    let direct = call_registers_only(&mut kernel(), process, me, frame);
+    if let Some(receiver) = direct {
         sched::block_and_switch_to(receiver, deadline);
         return wait_for_completion(me, deadline, true);
     }
     let mut evicted = Evicted::new();
+    let mut kernel = kernel();
     let (endpoint, badge, msg) =
         match endpoint_and_message(&mut kernel, process, me, frame, Rights::CALL) {
             Ok(found) => found,
@@ -503,16 +519,19 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
     let timeout = Timeout::from_raw(frame.slot(TIMEOUT));
     let deadline = deadline(timeout.into_raw());
     let token = ReplyToken::from_raw(frame.slot(REPLY));
-    let mut kernel = kernel();
+    // As in `call`: cleared before the lock, which is held for one statement.
     clear_completion(me);
-    if timeout.may_block()
-        && let Some(caller) = reply_recv_registers_only(&mut kernel, process, me, token, frame)
-    {
-        drop(kernel);
+    let direct = if timeout.may_block() {
+        reply_recv_registers_only(&mut kernel(), process, me, token, frame)
+    } else {
+        None
+    };
+    if let Some(caller) = direct {
         sched::block_and_switch_to(caller, deadline);
         return wait_for_completion(me, deadline, true);
     }
     let mut evicted = Evicted::new();
+    let mut kernel = kernel();
     let (endpoint, _, msg) =
         match endpoint_and_message(&mut kernel, process, me, frame, Rights::RECEIVE) {
             Ok(found) => found,

@@ -177,6 +177,7 @@ static GRAVEYARD_USED: AtomicBool = AtomicBool::new(false);
 
 /// Locks the kernel objects (interrupts masked for as long as the guard lives).
 #[track_caller]
+#[inline(always)]
 pub fn kernel() -> SpinGuard<'static, Kernel, KernelLockHal> {
     KERNEL.lock_irqsave()
 }
@@ -281,6 +282,7 @@ impl Kernel {
 
     /// The capability `handle` names in process `me`'s table, if it is of type `ty` and holds
     /// `rights` (every check of `CapTable::lookup`, in its order).
+    #[inline(always)]
     pub fn cap(
         &self,
         me: AddressSpaceId,

@@ -424,6 +424,7 @@ impl<const N: usize> ThreadTable<N> {
     /// makes a wake that finds a wake-up already pending still synchronize with the thread that
     /// consumes it: on a weakly ordered CPU a plain load could read the word from before the
     /// consumption, report "already pending", and lose the wake-up.
+    #[inline(always)]
     fn transition<R>(
         &self,
         id: ThreadId,
