@@ -2,11 +2,13 @@
 //!
 //! Owns the glue between kernel-core's IPC model (`Endpoints`, `Notification`, which decide) and
 //! real threads: moving a message between register files, moving a capability between tables,
-//! the fast path (a call to a waiting server switches straight to it), blocking with timeouts,
-//! and withdrawing a thread from everything when it ends or is killed. Whoever completes a
-//! blocked thread's operation writes its results into its saved registers and marks it done
-//! before waking it; a thread woken without that (timeout, kill) withdraws itself. It must never
-//! hold the kernel objects' lock across a switch, and never leave a dead thread in a queue.
+//! the fast path (a call to a waiting server switches straight to it; without a capability the
+//! words go from register file to register file under one lock, with no `Message` in between),
+//! blocking with timeouts, and withdrawing a thread from everything when it ends or is killed.
+//! Whoever completes a blocked thread's operation writes its results into its saved registers and
+//! marks it done before waking it; a thread woken without that (timeout, kill) withdraws itself.
+//! It must never hold the kernel objects' lock across a switch, and never leave a dead thread in
+//! a queue.
 
 use super::objects::{Evicted, Kernel, clear_completion, complete, kernel, take_completion};
 use super::syscall::{Outcome, deadline, lookup_thread, my_process};
@@ -368,6 +370,14 @@ fn reply_recv_registers_only(
     Some(caller)
 }
 
+/// The direct switch of `call` and `reply_recv`: blocks the current thread, runs `next` (whose
+/// registers were written and which was marked done) and, once back, collects the outcome.
+#[inline(always)]
+fn switch_and_wait(me: ThreadId, next: ThreadId, deadline: Option<u64>) -> Outcome {
+    sched::block_and_switch_to(next, deadline);
+    wait_for_completion(me, deadline, true)
+}
+
 pub fn send(frame: &mut UserFrame) -> Outcome {
     let me = sched::current();
     let process = my_process();
@@ -454,8 +464,7 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
     // The objects' lock is held for this statement only (no `drop` that would copy the guard).
     let direct = call_registers_only(&mut kernel(), process, me, frame);
     if let Some(receiver) = direct {
-        sched::block_and_switch_to(receiver, deadline);
-        return wait_for_completion(me, deadline, true);
+        return switch_and_wait(me, receiver, deadline);
     }
     let mut evicted = Evicted::new();
     let mut kernel = kernel();
@@ -464,7 +473,6 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
             Ok(found) => found,
             Err(error) => return Outcome::Fail(error),
         };
-    clear_completion(me);
     match kernel
         .endpoints
         .call(endpoint, me, badge, msg, timeout.may_block())
@@ -477,8 +485,7 @@ pub fn call(frame: &mut UserFrame) -> Outcome {
             deliver_to_waiting(&mut kernel, receiver, me, delivery, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
-            sched::block_and_switch_to(receiver, deadline);
-            wait_for_completion(me, deadline, true)
+            switch_and_wait(me, receiver, deadline)
         }
         Ok(CallOutcome::Blocked) => {
             drop(kernel);
@@ -527,8 +534,7 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
         None
     };
     if let Some(caller) = direct {
-        sched::block_and_switch_to(caller, deadline);
-        return wait_for_completion(me, deadline, true);
+        return switch_and_wait(me, caller, deadline);
     }
     let mut evicted = Evicted::new();
     let mut kernel = kernel();
@@ -537,7 +543,6 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
             Ok(found) => found,
             Err(error) => return Outcome::Fail(error),
         };
-    clear_completion(me);
     match kernel
         .endpoints
         .reply_recv(endpoint, me, token, msg, timeout.may_block())
@@ -574,8 +579,7 @@ pub fn reply_recv(frame: &mut UserFrame) -> Outcome {
             write_reply(&mut kernel, caller, me, replied.msg, &mut evicted);
             drop(kernel);
             wake_evicted(evicted);
-            sched::block_and_switch_to(caller, deadline);
-            wait_for_completion(me, deadline, true)
+            switch_and_wait(me, caller, deadline)
         }
         Ok(ReplyRecvOutcome::RepliedOnly { replied }) => {
             let caller = replied.caller;
