@@ -582,15 +582,16 @@ fn hand_off_to(me: ThreadId, next: ThreadId) {
         let direct = sched.queue().highest_priority().is_none_or(|p| p <= prio);
         if !direct || THREADS.block(me) != Ok(true) {
             Decision::WakeAndBlock
-        } else if THREADS.wake(next) == Ok(true) {
+        } else if THREADS.wake_to_running(next) == Ok(true) {
             sched.hand_off(next, prio);
             Decision::Direct
         } else {
+            let _ = THREADS.wake(next);
             Decision::Schedule
         }
     };
     match decision {
-        Decision::Direct => switch_to_current(me, next),
+        Decision::Direct => switch_to_running(me, next),
         Decision::Schedule => schedule(false),
         Decision::WakeAndBlock => {
             let _ = wake(next);
@@ -601,12 +602,10 @@ fn hand_off_to(me: ThreadId, next: ThreadId) {
     }
 }
 
-/// Switches from `prev` (blocked) to `next`, which the scheduler already made current.
-fn switch_to_current(prev: ThreadId, next: ThreadId) {
+/// Switches from `prev` (blocked) to `next`, which the scheduler already made current and the
+/// thread table `Running`.
+fn switch_to_running(prev: ThreadId, next: ThreadId) {
     WATCHDOG.progress(Machine::cpu_id());
-    THREADS
-        .start_running(next)
-        .expect("a handed-off thread was made ready");
     CURRENT.store(next.as_u64(), Ordering::Relaxed);
     LEFT.store(prev.as_u64(), Ordering::Relaxed);
     ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());

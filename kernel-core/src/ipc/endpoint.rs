@@ -525,11 +525,12 @@ impl<const E: usize, const T: usize> Endpoints<E, T> {
         Some((receiver, self.await_reply(c, caller, receiver)))
     }
 
-    /// The register-only fast path of [`reply_recv`](Self::reply_recv): if `token` is a reply
-    /// `replier` owes, `accept` agrees to the caller it names, and no sender waits on
-    /// `endpoint`, the reply is settled and `replier` is queued to receive, as `reply_recv` would
-    /// decide ([`ReplyRecvOutcome::SwitchToCaller`]). Returns the caller; the glue writes the
-    /// reply into its registers.
+    /// The register-only fast path of [`reply_recv`](Self::reply_recv) with a receive that may
+    /// block: if `token` is a reply `replier` owes, `accept` agrees to the caller it names, and no
+    /// sender waits on `endpoint`, the reply is settled and `replier` is queued to receive, as
+    /// `reply_recv` with `may_block` would decide ([`ReplyRecvOutcome::SwitchToCaller`]). Returns
+    /// the caller; the glue writes the reply into its registers. (A receive that may not block
+    /// takes the full path: it never queues the replier.)
     ///
     /// `None`, with nothing changed (`accept` may have been asked), whenever `reply_recv` would
     /// decide anything else or refuse. `accept` lets the glue keep callers whose reply it must

@@ -179,6 +179,39 @@ fn wake_vs_block() {
     });
 }
 
+/// The IPC direct switch (`wake_to_running`, falling back to `wake`) races with an ordinary wake
+/// (a timer) of the same blocked thread: exactly one of them takes it out of `Blocked`; it ends
+/// `Running` if the switch won, `Ready` (to be queued by the waker) otherwise, and a wake that
+/// found it already taken is remembered as pending, never lost.
+#[test]
+fn wake_to_running_vs_wake() {
+    loom::model(|| {
+        let (table, id) = running::<1>();
+        assert!(table.block(id).unwrap());
+        let other = table.clone();
+        let timer = thread::spawn(move || other.wake(id).unwrap());
+        let switched = table.wake_to_running(id).unwrap();
+        let fallback = !switched && table.wake(id).unwrap();
+        let queued = timer.join().unwrap();
+        assert_eq!(
+            usize::from(switched) + usize::from(fallback) + usize::from(queued),
+            1,
+            "the thread left Blocked exactly once"
+        );
+        let info = table.slot_info(id.index()).unwrap();
+        if switched {
+            assert_eq!(info.state, ThreadState::Running);
+            assert!(
+                info.on_cpu && info.wake_pending,
+                "the timer's wake is pending"
+            );
+        } else {
+            assert_eq!(info.state, ThreadState::Ready);
+            assert!(info.wake_pending, "the switch's fallback wake is pending");
+        }
+    });
+}
+
 /// An old ID is used while its slot is reclaimed and reused: every operation with it either acts
 /// on the old (terminated, detached) thread, harmlessly, or is refused as stale; the new thread is
 /// never touched.

@@ -225,6 +225,23 @@ impl<const N: usize> ThreadTable<N> {
         })
     }
 
+    /// `Blocked -> Running` in one step, for a thread handed the CPU directly (the IPC switch to
+    /// a partner): [`wake`](Self::wake) then [`start_running`](Self::start_running), with no
+    /// moment in between at which it is `Ready` but in no run queue. Returns `Ok(true)` when it
+    /// is now `Running` on a CPU. `Ok(false)` changes nothing (the thread was not `Blocked`; a
+    /// wake-up is *not* recorded): the caller takes the ordinary path, starting with `wake`.
+    pub fn wake_to_running(&self, id: ThreadId) -> Result<bool, ThreadError> {
+        self.transition(id, |word| match word.state() {
+            ThreadState::Blocked => Ok((
+                word.with_state(ThreadState::Running)
+                    .clear(Word::WAKE_PENDING)
+                    .set(Word::ON_CPU),
+                true,
+            )),
+            _ => Ok((word, false)),
+        })
+    }
+
     /// `Running -> Ready`: the thread's slice ended or it yielded. The caller re-queues it.
     pub fn preempt(&self, id: ThreadId) -> Result<(), ThreadError> {
         self.transition(id, |word| match word.state() {

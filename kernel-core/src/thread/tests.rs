@@ -205,6 +205,32 @@ fn wake_before_block_is_not_lost() {
 }
 
 #[test]
+fn wake_to_running_is_wake_then_start_running_or_nothing() {
+    let (table, id) = thread_in(ThreadState::Blocked);
+    assert_eq!(table.wake_to_running(id), Ok(true));
+    assert_eq!(table.state(id), Ok(ThreadState::Running));
+    let info = table.slot_info(0).unwrap();
+    assert!(info.on_cpu && !info.wake_pending);
+    // Not blocked: nothing changes, and no wake-up is recorded (the caller then wakes it).
+    for state in [
+        ThreadState::Ready,
+        ThreadState::Running,
+        ThreadState::Terminated,
+    ] {
+        let (table, id) = thread_in(state);
+        let before = table.slot_info(0).unwrap();
+        assert_eq!(table.wake_to_running(id), Ok(false), "{state:?}");
+        assert_eq!(table.state(id), Ok(state));
+        assert_eq!(table.slot_info(0).unwrap(), before, "{state:?}");
+    }
+    // A stale ID is refused.
+    let (table, id) = thread_in(ThreadState::Blocked);
+    let stale = ThreadId::new(id.index() as u32, id.generation() + 1);
+    assert_eq!(table.wake_to_running(stale), Err(ThreadError::Stale));
+    assert_eq!(table.state(id), Ok(ThreadState::Blocked));
+}
+
+#[test]
 fn wakes_are_idempotent() {
     let (table, id) = thread_in(ThreadState::Blocked);
     assert_eq!(table.wake(id), Ok(true));
