@@ -586,7 +586,11 @@ fn hand_off_to(me: ThreadId, next: ThreadId) {
             sched.hand_off(next, prio);
             Decision::Direct
         } else {
-            let _ = THREADS.wake(next);
+            // Not blocked (a timer already woke it): record the wake as `wake` would, queueing
+            // it if it did block in between after all (another CPU), so it is never lost.
+            if THREADS.wake(next) == Ok(true) {
+                let _ = sched.enqueue(next, prio);
+            }
             Decision::Schedule
         }
     };
