@@ -369,16 +369,7 @@ fn schedule(still_runnable: bool) {
     THREADS
         .start_running(next)
         .expect("the scheduler picked a ready thread");
-    CURRENT.store(next.as_u64(), Ordering::Relaxed);
-    LEFT.store(prev.as_u64(), Ordering::Relaxed);
-    ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());
-    switch_user_state(payload(prev), payload(next));
-    let save = payload(prev).saved_sp.as_ptr();
-    let next_sp = payload(next).saved_sp.load(Ordering::Acquire);
-    // SAFETY: interrupts are masked; `next_sp` is `next`'s last saved (or prepared) context, unrun
-    // since (queued once), on a stack mapped until `left_cpu` reclaims it; `save` is `prev`'s word.
-    unsafe { context::switch_context(save, next_sp) };
-    finish_switch();
+    switch_to_running(prev, next);
 }
 
 /// Saves the user state `prev` leaves in the CPU (FP/SIMD) and loads `next`'s: its FP/SIMD
@@ -595,7 +586,10 @@ fn hand_off_to(me: ThreadId, next: ThreadId) {
         }
     };
     match decision {
-        Decision::Direct => switch_to_running(me, next),
+        Decision::Direct => {
+            WATCHDOG.progress(Machine::cpu_id());
+            switch_to_running(me, next);
+        }
         Decision::Schedule => schedule(false),
         Decision::WakeAndBlock => {
             let _ = wake(next);
@@ -606,18 +600,20 @@ fn hand_off_to(me: ThreadId, next: ThreadId) {
     }
 }
 
-/// Switches from `prev` (blocked) to `next`, which the scheduler already made current and the
-/// thread table `Running`.
+/// The one context switch (of `schedule` and of the IPC hand-off): from `prev` (preempted,
+/// blocked or ended) to `next`, which the scheduler already made current and the thread table
+/// `Running`. Interrupts masked.
+#[inline(always)]
 fn switch_to_running(prev: ThreadId, next: ThreadId) {
-    WATCHDOG.progress(Machine::cpu_id());
     CURRENT.store(next.as_u64(), Ordering::Relaxed);
     LEFT.store(prev.as_u64(), Ordering::Relaxed);
     ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());
     switch_user_state(payload(prev), payload(next));
     let save = payload(prev).saved_sp.as_ptr();
     let next_sp = payload(next).saved_sp.load(Ordering::Acquire);
-    // SAFETY: as in `schedule`: interrupts are masked, `next_sp` is `next`'s last saved
-    // context (it was blocked, so switched out and not resumed since), `save` is `prev`'s.
+    // SAFETY: interrupts are masked; `next_sp` is `next`'s last saved (or prepared) context, not
+    // run since (it was queued once, or blocked and handed the CPU once), on a stack mapped until
+    // `left_cpu` reclaims it; `save` is `prev`'s word.
     unsafe { context::switch_context(save, next_sp) };
     finish_switch();
 }

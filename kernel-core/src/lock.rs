@@ -444,12 +444,7 @@ impl<T, H: LockHal> SpinLock<T, H> {
     #[track_caller]
     #[inline(always)]
     pub fn lock(&self) -> SpinGuard<'_, T, H> {
-        let site = Location::caller();
-        // The guard is built in place on the uncontended path (no `Result` to move it out of).
-        match self.inner.try_lock() {
-            Some(inner) => self.locked(inner, site, IrqRestore::none()),
-            None => self.wait_forever(site, IrqRestore::none()),
-        }
+        self.acquire_forever(Location::caller(), IrqRestore::none())
     }
 
     /// Masks interrupts on this CPU, then acquires the lock like [`lock`](Self::lock); the guard
@@ -462,15 +457,24 @@ impl<T, H: LockHal> SpinLock<T, H> {
     #[inline(always)]
     pub fn lock_irqsave(&self) -> SpinGuard<'_, T, H> {
         let site = Location::caller();
-        let irq = IrqRestore::disable();
+        self.acquire_forever(site, IrqRestore::disable())
+    }
+
+    /// [`lock`](Self::lock) and [`lock_irqsave`](Self::lock_irqsave): the guard is built in place
+    /// on the uncontended path (no `Result` to move it out of); waiting is out of line.
+    #[inline(always)]
+    fn acquire_forever(
+        &self,
+        site: &'static Location<'static>,
+        irq: IrqRestore<H>,
+    ) -> SpinGuard<'_, T, H> {
         match self.inner.try_lock() {
             Some(inner) => self.locked(inner, site, irq),
             None => self.wait_forever(site, irq),
         }
     }
 
-    /// [`lock`](Self::lock) and [`lock_irqsave`](Self::lock_irqsave) once the lock was found
-    /// taken.
+    /// [`acquire_forever`](Self::acquire_forever) once the lock was found taken.
     #[cold]
     #[inline(never)]
     fn wait_forever(
