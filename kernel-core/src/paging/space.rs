@@ -16,7 +16,7 @@ use super::format::{PAGE_SIZE, PageTableFormat};
 use super::mapper::{Half, MapError, Mapper, Translation};
 use super::memory::{FrameSource, TableMemory};
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use spin::Mutex;
 
 /// A TLB invalidation that other CPUs may have to repeat.
@@ -98,6 +98,9 @@ pub struct AddressSpace<H: AddressSpaceHal> {
     /// `generation << ASID_BITS | asid`, or 0 (never matches) while the tag is unassigned or
     /// does not fit. Written under `inner` by every refresh.
     cached_tag: AtomicU64,
+    /// [`switch_to_untagged`](Self::switch_to_untagged) has marked the tag (set once, under
+    /// `inner`, after the mark).
+    untagged_marked: AtomicBool,
 }
 
 /// Bits of a tag in [`AddressSpace::cached_tag`]: AArch64 has at most 2^16 ASIDs, x86 2^12
@@ -139,6 +142,7 @@ impl<H: AddressSpaceHal> AddressSpace<H> {
                 tag: AsidTag::UNASSIGNED,
             }),
             cached_tag: AtomicU64::new(0),
+            untagged_marked: AtomicBool::new(false),
         })
     }
 
@@ -252,13 +256,19 @@ impl<H: AddressSpaceHal> AddressSpace<H> {
     /// The space's tag becomes tag 0 of no generation: assigned (the TLB may now hold entries of
     /// the space, so unmap, protect and destroy flush them), current in none (a later
     /// `switch_to` gives it a tag like any stale space).
+    ///
+    /// Only the first such switch takes the space's lock (to mark the tag); later ones take no
+    /// lock at all, as the context-switch path requires.
     pub fn switch_to_untagged(&self) {
-        let mut inner = self.inner.lock();
-        inner.tag = AsidTag {
-            generation: u64::MAX,
-            asid: 0,
-        };
-        self.cached_tag.store(0, Ordering::Relaxed);
+        if !self.untagged_marked.load(Ordering::Acquire) {
+            let mut inner = self.inner.lock();
+            inner.tag = AsidTag {
+                generation: u64::MAX,
+                asid: 0,
+            };
+            self.cached_tag.store(0, Ordering::Relaxed);
+            self.untagged_marked.store(true, Ordering::Release);
+        }
         H::activate(self.root, 0, true);
     }
 
@@ -637,6 +647,13 @@ mod tests {
             ]
         );
         assert!(!c.switch_to_cached(asids.generation()));
+        // Once marked, the untagged switch takes no lock (it must not spin on a holder it
+        // interrupted): it completes while the space's lock is held.
+        {
+            let _held = c.inner.lock();
+            c.switch_to_untagged();
+        }
+        assert_eq!(events(), [Event::Activate(c.root(), 0, true)]);
         c.destroy(&mut frames, |_| {});
         assert_eq!(
             events(),
