@@ -1,19 +1,28 @@
 //! loom models of the thread table: every interleaving (and every outcome the memory model allows)
-//! of a few racing operations on a 1- or 2-slot table, checking the state-machine rules.
+//! of a few racing operations on a 1- or 2-slot table, checking the state-machine rules on the real
+//! [`ThreadTable`].
 //!
-//! Run with:
+//! Run with (as `cargo xtask test` does):
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p strait-kernel-core --release --target-dir target/loom thread::
+//! RUSTFLAGS="--cfg loom" cargo test -p strait-kernel-core --release --target-dir target/loom --lib loom_tests
 //! ```
+//!
+//! The claimed-slot models (`*_vs_claimed_slot`, one per operation) check seed 003's rule: a slot
+//! that is `Initializing` is left alone by every operation but its claimer's publish or abandon.
+//! Each is also run against a table where that one operation is deliberately broken to ignore
+//! `Initializing` ([`super::fault`]), and must fail there (`*_ignoring_initializing_is_caught`): a
+//! model that passes whatever the table does proves nothing.
 //!
 //! The tables are tiny on purpose: the rules are per slot (a race needs only one slot to fight
 //! over, two to show claims spread), and loom's search grows exponentially with the number of
-//! atomic operations. Each model runs in well under a second in release mode.
+//! atomic operations. Every model takes at most a few seconds in release mode (the longest,
+//! `claim_vs_claim_vs_abandon`, about ten); models use at most three threads, main included.
 
+use super::fault::Op;
 use super::*;
 use loom::sync::Arc;
-use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;
 
 /// A table with one thread already `Running` (made before the racing threads start).
@@ -258,68 +267,243 @@ fn stale_id_after_reuse() {
     });
 }
 
-/// The seed-003 model: two spawners claim the only slot while a cleanup routine runs. Each spawner
-/// that gets a claim takes ownership of the slot's payload (`owners[index] += 1`); two owners at once
-/// is the double claim, two setups writing one context.
-fn double_claim_model(
-    buggy_cleanup: bool,
-    double_claim_seen: &'static std::sync::atomic::AtomicBool,
-) {
+/// How the claimer in [`claimed_slot_model`] ends its setup.
+#[derive(Debug, Clone, Copy)]
+enum Setup {
+    Publish,
+    Abandon,
+}
+
+/// Every check of [`claimed_slot_model`] that fails says this, so that a test of a broken variant
+/// can tell "the model caught the fault" from any other panic.
+const CAUGHT: &str = "claimed-slot model";
+
+/// Slot 0 as the claim protocol says it is: state and generation, updated by each claimer right
+/// after the CAS that changed it.
+///
+/// A plain `std` mutex, not a loom object: it is the model's bookkeeping, not code under test.
+/// loom switches threads only at its own operations, so an update made right after a table
+/// operation's final CAS (with no loom operation in between) happens atomically with that CAS,
+/// and a read right after the racer's operation sees the slot exactly as that operation's CAS did.
+/// It adds no interleavings to explore.
+type Ghost = std::sync::Arc<std::sync::Mutex<(ThreadState, u32)>>;
+
+/// What the tests learn from all the executions of one model, to show it is not vacuous.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Some execution had the racer's operation land while the slot was `Initializing`.
+    initializing: std::sync::atomic::AtomicBool,
+    /// Some execution had it land on the thread just published.
+    published: std::sync::atomic::AtomicBool,
+}
+
+/// A thread just published as `id`: `Ready`, no flags.
+fn fresh(id: ThreadId) -> SlotInfo {
+    SlotInfo {
+        state: ThreadState::Ready,
+        generation: id.generation(),
+        on_cpu: false,
+        joined: false,
+        detached: false,
+        wake_pending: false,
+    }
+}
+
+/// Claims the only slot of `table` and records it in `ghost`, checking that nobody else holds it.
+fn claim(table: &ThreadTable<1>, ghost: &Ghost) -> Result<Claim, ThreadError> {
+    let claim = table.claim()?;
+    let mut slot = ghost.lock().unwrap();
+    assert_eq!(
+        slot.0,
+        ThreadState::Free,
+        "{CAUGHT}: slot claimed as {:?} while {slot:?}, two setups of one slot (seed 003)",
+        claim.id()
+    );
+    *slot = (ThreadState::Initializing, claim.id().generation());
+    Ok(claim)
+}
+
+/// Publishes `claim` (the real `publish` panics if the slot left `Initializing` behind its back).
+fn publish(table: &ThreadTable<1>, ghost: &Ghost, claim: Claim) -> ThreadId {
+    let id = table.publish(claim);
+    *ghost.lock().unwrap() = (ThreadState::Ready, id.generation());
+    id
+}
+
+/// The rule of seed 003, for operation `op` on the real table: nobody but the claimer moves a slot
+/// out of `Initializing`.
+///
+/// One slot. The claimer (this thread) claims it, then publishes or abandons it per `setup`; the
+/// window between the two is where it would write the thread's payload. A competing spawner claims
+/// and publishes concurrently. A racing CPU applies `op` to the ID the first claim hands out
+/// ([`Claim::id`] leaked into the payload, or forged: an older generation would be refused as
+/// stale before any state is looked at, see `stale_id_after_reuse`). In every execution:
+///
+/// - `op` answers exactly what the state it met calls for: `Stale` on a free slot or another
+///   occupancy, [`Op::on_initializing`] (a refusal) on the slot being set up, [`Op::on_ready`] on
+///   the published thread;
+/// - the claimer's `publish` or `abandon` succeeds (the real table panics if the slot was moved);
+/// - no two spawners ever hold the slot at once, and the slot ends as the protocol says: `Free`
+///   iff nothing was published, otherwise the published thread, untouched but for `op`'s effect
+///   when it met that thread.
+///
+/// `broken` builds the table with that operation ignoring `Initializing` (see [`super::fault`]).
+fn claimed_slot_model(op: Op, setup: Setup, broken: Option<Op>, seen: std::sync::Arc<Seen>) {
+    use std::sync::atomic::Ordering::Relaxed;
     loom::model(move || {
-        let table = Arc::new(ThreadTable::<1>::new());
-        let owners = Arc::new(AtomicUsize::new(0));
-        let spawners: std::vec::Vec<_> = (0..2)
-            .map(|_| {
-                let (table, owners) = (table.clone(), owners.clone());
-                thread::spawn(move || {
-                    if let Ok(claim) = table.claim() {
-                        if owners.fetch_add(1, Ordering::AcqRel) != 0 {
-                            // Not an assert: a panic would stop loom at the first hit. The flag is a
-                            // plain std atomic, outside the model, so it survives every iteration.
-                            double_claim_seen.store(true, std::sync::atomic::Ordering::SeqCst);
-                        }
-                        // The setup would now write the payload and publish. Dropping the claim
-                        // instead leaks the slot in Initializing, so that the only way it can be
-                        // claimed again is the cleanup.
-                        drop(claim);
+        let seen = seen.clone();
+        // A `std` Arc: loom's counts every clone and drop as an atomic operation to interleave,
+        // which multiplies the executions without checking anything of the table.
+        let table = std::sync::Arc::new(match broken {
+            None => ThreadTable::<1>::new(),
+            Some(broken) => ThreadTable::<1>::ignoring_initializing(broken),
+        });
+        let target = table.next_id(0);
+        let ghost: Ghost = std::sync::Arc::new(std::sync::Mutex::new((ThreadState::Free, 0)));
+
+        // The racer checks its answer at once, before any other thread can run (no loom operation
+        // between its final CAS and the check), so a broken operation is reported by this check
+        // even in executions where the claimer's `publish` would panic next.
+        let racer = {
+            let (table, ghost, seen) = (table.clone(), ghost.clone(), seen.clone());
+            thread::spawn(move || {
+                let answer = op.apply(&*table, target);
+                let met = *ghost.lock().unwrap();
+                let expected = match met {
+                    (ThreadState::Initializing, g) if g == target.generation() => {
+                        seen.initializing.store(true, Relaxed);
+                        op.on_initializing()
                     }
-                })
+                    (ThreadState::Ready, g) if g == target.generation() => {
+                        seen.published.store(true, Relaxed);
+                        op.on_ready(fresh(target)).0
+                    }
+                    _ => Err(ThreadError::Stale),
+                };
+                assert_eq!(
+                    answer, expected,
+                    "{CAUGHT}: {op:?}({target}) on slot 0 {met:?}"
+                );
+                met
             })
-            .collect();
-        if buggy_cleanup {
-            table.reap_orphans_buggy();
-        } else {
-            // The legitimate cleanup looks at the table but never moves an Initializing slot.
-            let _ = table.free_count();
-        }
-        for spawner in spawners {
-            spawner.join().unwrap();
-        }
+        };
+        let competitor = {
+            let (table, ghost) = (table.clone(), ghost.clone());
+            thread::spawn(move || {
+                let claim = claim(&table, &ghost)?;
+                Ok(publish(&table, &ghost, claim))
+            })
+        };
+        let mine = claim(&table, &ghost).map(|claim| match setup {
+            Setup::Publish => Some(publish(&table, &ghost, claim)),
+            Setup::Abandon => {
+                let generation = claim.id().generation();
+                table.abandon(claim);
+                *ghost.lock().unwrap() = (ThreadState::Free, generation);
+                None
+            }
+        });
+        let theirs = competitor.join().unwrap();
+        let met = racer.join().unwrap();
+
+        // Who got the slot: one spawner, or both one after the other if the first gave it back.
+        let reused = ThreadId::new(0, target.generation() + 1);
+        let published = match (mine, theirs) {
+            (Ok(Some(id)), Err(ThreadError::TableFull)) | (Err(ThreadError::TableFull), Ok(id))
+                if id == target =>
+            {
+                Some(id)
+            }
+            (Ok(None), Ok(id)) if id == reused => Some(id),
+            (Ok(None), Err(ThreadError::TableFull)) => None,
+            claims => panic!("{CAUGHT}: claims {claims:?}"),
+        };
+        // The slot as the protocol left it, plus `op`'s effect if it met the published thread.
+        let after = match published {
+            None => SlotInfo {
+                state: ThreadState::Free,
+                ..fresh(target)
+            },
+            Some(id) if met == (ThreadState::Ready, target.generation()) => {
+                op.on_ready(fresh(id)).1
+            }
+            Some(id) => fresh(id),
+        };
+        assert_eq!(
+            table.slot_info(0),
+            Some(after),
+            "{CAUGHT}: slot 0 after {op:?} met it {met:?}"
+        );
+        assert_eq!(
+            table.free_count(),
+            usize::from(published.is_none()),
+            "{CAUGHT}: free count"
+        );
     });
 }
 
-/// The model catches the bug class. With the reclaim rule deliberately broken
-/// ([`ThreadTable::reap_orphans_buggy`] frees `Initializing` slots, exactly what seed 003's cleanup
-/// did), loom must find an interleaving where both spawners own the one slot: spawner A claims,
-/// the cleanup frees A's slot, spawner B claims it again while A is still setting it up.
-///
-/// The test passes when loom *finds* the violation. The violation is recorded in a flag instead
-/// of panicking so that loom explores every interleaving and the test can assert afterwards that
-/// at least one of them had the double claim. The control run (same model, correct cleanup) must
-/// find none, which shows the flag is raised by the broken rule and not by the harness.
-#[test]
-fn model_catches_seed_003_double_claim() {
-    use std::sync::atomic::AtomicBool as StdBool;
-    static BUGGY: StdBool = StdBool::new(false);
-    static CORRECT: StdBool = StdBool::new(false);
-    double_claim_model(true, &BUGGY);
-    assert!(
-        BUGGY.load(std::sync::atomic::Ordering::SeqCst),
-        "loom missed the seed-003 double claim"
-    );
-    double_claim_model(false, &CORRECT);
-    assert!(
-        !CORRECT.load(std::sync::atomic::Ordering::SeqCst),
-        "double claim without the bug"
-    );
+/// The models of `op` pass on the real table, and they are not vacuous: in some execution the
+/// racer's operation met the slot while it was being set up, and in some it met the published
+/// thread.
+fn claimed_slot_holds(op: Op) {
+    for setup in [Setup::Publish, Setup::Abandon] {
+        let seen = std::sync::Arc::new(Seen::default());
+        claimed_slot_model(op, setup, None, seen.clone());
+        assert!(
+            seen.initializing.load(std::sync::atomic::Ordering::Relaxed)
+                && seen.published.load(std::sync::atomic::Ordering::Relaxed),
+            "{op:?}, {setup:?}: the model never reached both states: {seen:?}"
+        );
+    }
+}
+
+/// The same models fail when `op` is deliberately broken to ignore `Initializing`, and it is the
+/// racer's own check that fails: the broken operation is reported for its wrong answer on the slot
+/// being set up, before the claimer's `publish` (which refuses a slot moved behind its back) gets
+/// to run, so the model does not rely on that self-check of the table. Each setup must catch it on
+/// its own.
+fn claimed_slot_catches(op: Op) {
+    for setup in [Setup::Publish, Setup::Abandon] {
+        let failure = std::panic::catch_unwind(|| {
+            claimed_slot_model(op, setup, Some(op), std::sync::Arc::default());
+        })
+        .expect_err("the model passed with the operation ignoring Initializing");
+        let message = failure
+            .downcast_ref::<std::string::String>()
+            .map_or("<not a string>", std::string::String::as_str);
+        let caught = std::format!("{CAUGHT}: {op:?}(0.1) on slot 0 (Initializing, 1)");
+        assert!(
+            message.contains(&caught),
+            "{op:?} ignoring Initializing, {setup:?}: the model failed for another reason: \
+             {message}"
+        );
+    }
+}
+
+/// One model per operation: `$holds` runs it on the real table, `$caught` on a table where that
+/// operation ignores `Initializing`, and expects the model to fail.
+macro_rules! claimed_slot_tests {
+    ($($op:ident: $holds:ident, $caught:ident;)*) => {$(
+        #[test]
+        fn $holds() {
+            claimed_slot_holds(Op::$op);
+        }
+
+        #[test]
+        fn $caught() {
+            claimed_slot_catches(Op::$op);
+        }
+    )*};
+}
+
+claimed_slot_tests! {
+    Join: join_vs_claimed_slot, join_ignoring_initializing_is_caught;
+    Detach: detach_vs_claimed_slot, detach_ignoring_initializing_is_caught;
+    Wake: wake_vs_claimed_slot, wake_ignoring_initializing_is_caught;
+    LeftCpu: left_cpu_vs_claimed_slot, left_cpu_ignoring_initializing_is_caught;
+    Terminate: terminate_vs_claimed_slot, terminate_ignoring_initializing_is_caught;
+    StartRunning: start_running_vs_claimed_slot, start_running_ignoring_initializing_is_caught;
+    Block: block_vs_claimed_slot, block_ignoring_initializing_is_caught;
+    Preempt: preempt_vs_claimed_slot, preempt_ignoring_initializing_is_caught;
+    WakeToRunning: wake_to_running_vs_claimed_slot, wake_to_running_ignoring_initializing_is_caught;
 }

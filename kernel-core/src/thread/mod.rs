@@ -21,13 +21,16 @@
 //!
 //! It must never lock, allocate or block: the table is used from interrupt handlers and the
 //! context-switch path on every CPU. Its atomics come from `crate::sync`, so the loom models in
-//! `loom_tests` (built with `RUSTFLAGS="--cfg loom"`) check the real code. Scheduling policy (who
-//! runs next) is not here; see [`crate::sched`].
+//! `loom_tests` (built with `RUSTFLAGS="--cfg loom"`) check the real code, and test builds can break
+//! one operation on purpose (`fault`) to show that those models catch the bug. Scheduling policy
+//! (who runs next) is not here; see [`crate::sched`].
 
 mod id;
 mod slot;
 mod table;
 
+#[cfg(test)]
+mod fault;
 #[cfg(all(test, loom))]
 mod loom_tests;
 #[cfg(all(test, not(loom)))]

@@ -15,8 +15,13 @@
 //! Per-thread payload (kernel stack, saved registers, priority, name) is not here: the kernel keeps
 //! it in arrays indexed by [`ThreadId::index`], written only by the claimer while the slot is
 //! `Initializing` and immutable from [`ThreadTable::publish`] until the slot is reclaimed.
+//!
+//! Test builds (and only those) carry a fault-injection knob, `thread::fault`: a table can be built
+//! with one operation that ignores `Initializing`, so the tests can show they catch seed 003.
 
 use super::MAX_THREADS;
+#[cfg(test)]
+use super::fault::Op;
 use super::id::{ThreadError, ThreadId, ThreadState};
 use super::slot::{Slot, Word};
 use crate::sync::Ordering::{AcqRel, Acquire, Relaxed};
@@ -91,6 +96,11 @@ pub struct SlotInfo {
 /// All methods take `&self`: the table is meant to be a `static`, shared by every CPU.
 pub struct ThreadTable<const N: usize = MAX_THREADS> {
     slots: [Slot; N],
+    /// TEST ONLY: the one operation deliberately broken to ignore `Initializing` (see
+    /// [`super::fault`]); `None` in every table but those of the tests that show the models catch
+    /// the bug. Not even a field in a kernel build.
+    #[cfg(test)]
+    ignores_initializing: Option<Op>,
 }
 
 impl<const N: usize> fmt::Debug for ThreadTable<N> {
@@ -118,6 +128,8 @@ impl<const N: usize> ThreadTable<N> {
         const { assert!(N <= u32::MAX as usize) };
         Self {
             slots: [const { Slot::new() }; N],
+            #[cfg(test)]
+            ignores_initializing: None,
         }
     }
 
@@ -128,6 +140,8 @@ impl<const N: usize> ThreadTable<N> {
         const { assert!(N <= u32::MAX as usize) };
         Self {
             slots: core::array::from_fn(|_| Slot::new()),
+            #[cfg(test)]
+            ignores_initializing: None,
         }
     }
 
@@ -219,9 +233,15 @@ impl<const N: usize> ThreadTable<N> {
     /// `Ready -> Running`, marking the thread on a CPU (its stack is in use until
     /// [`left_cpu`](Self::left_cpu)).
     pub fn start_running(&self, id: ThreadId) -> Result<(), ThreadError> {
-        self.transition(id, |word| match word.state() {
-            ThreadState::Ready => Ok((word.with_state(ThreadState::Running).set(Word::ON_CPU), ())),
-            found => Err(ThreadError::WrongState { found }),
+        self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::StartRunning, word);
+            match word.state() {
+                ThreadState::Ready => {
+                    Ok((word.with_state(ThreadState::Running).set(Word::ON_CPU), ()))
+                }
+                found => Err(ThreadError::WrongState { found }),
+            }
         })
     }
 
@@ -231,22 +251,30 @@ impl<const N: usize> ThreadTable<N> {
     /// is now `Running` on a CPU. `Ok(false)` changes nothing (the thread was not `Blocked`; a
     /// wake-up is *not* recorded): the caller takes the ordinary path, starting with `wake`.
     pub fn wake_to_running(&self, id: ThreadId) -> Result<bool, ThreadError> {
-        self.transition(id, |word| match word.state() {
-            ThreadState::Blocked => Ok((
-                word.with_state(ThreadState::Running)
-                    .clear(Word::WAKE_PENDING)
-                    .set(Word::ON_CPU),
-                true,
-            )),
-            _ => Ok((word, false)),
+        self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::WakeToRunning, word);
+            match word.state() {
+                ThreadState::Blocked => Ok((
+                    word.with_state(ThreadState::Running)
+                        .clear(Word::WAKE_PENDING)
+                        .set(Word::ON_CPU),
+                    true,
+                )),
+                _ => Ok((word, false)),
+            }
         })
     }
 
     /// `Running -> Ready`: the thread's slice ended or it yielded. The caller re-queues it.
     pub fn preempt(&self, id: ThreadId) -> Result<(), ThreadError> {
-        self.transition(id, |word| match word.state() {
-            ThreadState::Running => Ok((word.with_state(ThreadState::Ready), ())),
-            found => Err(ThreadError::WrongState { found }),
+        self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::Preempt, word);
+            match word.state() {
+                ThreadState::Running => Ok((word.with_state(ThreadState::Ready), ())),
+                found => Err(ThreadError::WrongState { found }),
+            }
         })
     }
 
@@ -258,12 +286,16 @@ impl<const N: usize> ThreadTable<N> {
     /// for. This is what makes "check the condition, then block" free of lost wake-ups: a wake that
     /// lands between the check and the block is remembered, not dropped.
     pub fn block(&self, id: ThreadId) -> Result<bool, ThreadError> {
-        self.transition(id, |word| match word.state() {
-            ThreadState::Running if word.has(Word::WAKE_PENDING) => {
-                Ok((word.clear(Word::WAKE_PENDING), false))
+        self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::Block, word);
+            match word.state() {
+                ThreadState::Running if word.has(Word::WAKE_PENDING) => {
+                    Ok((word.clear(Word::WAKE_PENDING), false))
+                }
+                ThreadState::Running => Ok((word.with_state(ThreadState::Blocked), true)),
+                found => Err(ThreadError::WrongState { found }),
             }
-            ThreadState::Running => Ok((word.with_state(ThreadState::Blocked), true)),
-            found => Err(ThreadError::WrongState { found }),
         })
     }
 
@@ -274,15 +306,21 @@ impl<const N: usize> ThreadTable<N> {
     /// on a `Terminated` one it does nothing and returns `Ok(false)`. Any number of concurrent
     /// wakes of one blocked thread yield exactly one `Ok(true)`, so it is queued once.
     pub fn wake(&self, id: ThreadId) -> Result<bool, ThreadError> {
-        self.transition(id, |word| match word.state() {
-            ThreadState::Blocked => Ok((
-                word.with_state(ThreadState::Ready)
-                    .clear(Word::WAKE_PENDING),
-                true,
-            )),
-            ThreadState::Running | ThreadState::Ready => Ok((word.set(Word::WAKE_PENDING), false)),
-            ThreadState::Terminated => Ok((word, false)),
-            found => Err(ThreadError::WrongState { found }),
+        self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::Wake, word);
+            match word.state() {
+                ThreadState::Blocked => Ok((
+                    word.with_state(ThreadState::Ready)
+                        .clear(Word::WAKE_PENDING),
+                    true,
+                )),
+                ThreadState::Running | ThreadState::Ready => {
+                    Ok((word.set(Word::WAKE_PENDING), false))
+                }
+                ThreadState::Terminated => Ok((word, false)),
+                found => Err(ThreadError::WrongState { found }),
+            }
         })
     }
 
@@ -291,20 +329,24 @@ impl<const N: usize> ThreadTable<N> {
     /// scheduler's [`left_cpu`](Self::left_cpu) and a join or detach.
     pub fn terminate(&self, id: ThreadId, exit_code: i64) -> Result<(), ThreadError> {
         let slot = self.slot(id)?;
-        self.transition(id, |word| match word.state() {
-            ThreadState::Running => {
-                // Only the running thread writes its exit code, and the CAS below (release)
-                // publishes it to the joiner's acquire load of `Terminated`. If the CAS loses (a
-                // flag changed), this runs again with the same value; if the state is not
-                // `Running` nothing is stored.
-                slot.exit_code.store(exit_code as u64, Relaxed);
-                Ok((
-                    word.with_state(ThreadState::Terminated)
-                        .clear(Word::WAKE_PENDING),
-                    (),
-                ))
+        self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::Terminate, word);
+            match word.state() {
+                ThreadState::Running => {
+                    // Only the running thread writes its exit code, and the CAS below (release)
+                    // publishes it to the joiner's acquire load of `Terminated`. If the CAS loses (a
+                    // flag changed), this runs again with the same value; if the state is not
+                    // `Running` nothing is stored.
+                    slot.exit_code.store(exit_code as u64, Relaxed);
+                    Ok((
+                        word.with_state(ThreadState::Terminated)
+                            .clear(Word::WAKE_PENDING),
+                        (),
+                    ))
+                }
+                found => Err(ThreadError::WrongState { found }),
             }
-            found => Err(ThreadError::WrongState { found }),
         })
     }
 
@@ -319,19 +361,23 @@ impl<const N: usize> ThreadTable<N> {
     /// Whoever reclaims must have read the payload it needs (the stack) before the call, or read it
     /// only from a copy: once the slot is `Free` a new claimer may overwrite the payload arrays.
     pub fn left_cpu(&self, id: ThreadId) -> Result<bool, ThreadError> {
-        self.transition(id, |word| match word.state() {
-            ThreadState::Ready | ThreadState::Blocked | ThreadState::Terminated => {
-                if !word.has(Word::ON_CPU) {
-                    Ok((word, false))
-                } else if word.state() == ThreadState::Terminated
-                    && word.has(Word::JOINED | Word::DETACHED)
-                {
-                    Ok((word.freed(), true))
-                } else {
-                    Ok((word.clear(Word::ON_CPU), false))
+        self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::LeftCpu, word);
+            match word.state() {
+                ThreadState::Ready | ThreadState::Blocked | ThreadState::Terminated => {
+                    if !word.has(Word::ON_CPU) {
+                        Ok((word, false))
+                    } else if word.state() == ThreadState::Terminated
+                        && word.has(Word::JOINED | Word::DETACHED)
+                    {
+                        Ok((word.freed(), true))
+                    } else {
+                        Ok((word.clear(Word::ON_CPU), false))
+                    }
                 }
+                found => Err(ThreadError::WrongState { found }),
             }
-            found => Err(ThreadError::WrongState { found }),
         })
     }
 
@@ -341,6 +387,8 @@ impl<const N: usize> ThreadTable<N> {
     pub fn join(&self, id: ThreadId) -> Result<JoinOutcome, ThreadError> {
         let slot = self.slot(id)?;
         self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::Join, word);
             if word.has(Word::DETACHED) {
                 return Err(ThreadError::Detached);
             }
@@ -384,6 +432,8 @@ impl<const N: usize> ThreadTable<N> {
     /// reclaimed the slot (the caller frees the stack, see [`left_cpu`](Self::left_cpu)).
     pub fn detach(&self, id: ThreadId) -> Result<bool, ThreadError> {
         self.transition(id, |word| {
+            #[cfg(test)]
+            let word = self.fault(Op::Detach, word);
             if word.has(Word::DETACHED) {
                 return Err(ThreadError::Detached);
             }
@@ -471,19 +521,37 @@ impl<const N: usize> ThreadTable<N> {
         }
     }
 
-    /// TEST ONLY: the seed-003 bug, kept so the loom model can show it catches it. Frees every
-    /// `Initializing` slot (the "stuck spawn cleanup" that caused two threads to share one slot).
-    /// Never compiled into a kernel.
-    #[cfg(any(test, loom))]
-    #[doc(hidden)]
-    pub fn reap_orphans_buggy(&self) {
-        for slot in &self.slots {
-            let word = Word(slot.word.load(Acquire));
-            if word.state() == ThreadState::Initializing {
-                slot.word
-                    .store(word.freed().0, crate::sync::Ordering::Release);
-            }
+    /// TEST ONLY: a table whose operation `op` is deliberately broken: it ignores `Initializing`,
+    /// taking such a slot for the live state [`Op::misread`] names. For the tests that show the
+    /// models and host tests catch that bug class.
+    #[cfg(test)]
+    pub(super) fn ignoring_initializing(op: Op) -> Self {
+        Self {
+            ignores_initializing: Some(op),
+            ..Self::new()
         }
+    }
+
+    /// TEST ONLY: the word operation `op` decides on. The slot's own, unless `op` is the one this
+    /// table breaks and the slot is `Initializing`. Called first thing in every operation's step,
+    /// after [`transition`](Self::transition) refused stale IDs (the fault is about the state
+    /// check, not the generation check).
+    #[cfg(test)]
+    fn fault(&self, op: Op, word: Word) -> Word {
+        if self.ignores_initializing == Some(op) && word.state() == ThreadState::Initializing {
+            op.misread(word)
+        } else {
+            word
+        }
+    }
+
+    /// TEST ONLY: the ID the next claim of slot `index` will hand out (the generation after the
+    /// slot's current one). What a racing CPU holds when it acts on a slot that is still being set
+    /// up: the claimer leaked [`Claim::id`] into the payload, or it was forged.
+    #[cfg(test)]
+    pub(super) fn next_id(&self, index: usize) -> ThreadId {
+        let word = Word(self.slots[index].word.load(Acquire));
+        ThreadId::new(index as u32, word.next_generation())
     }
 
     /// TEST ONLY: sets the generation of a `Free` slot, to test generation wrap-around without

@@ -1,6 +1,9 @@
-//! Host unit tests of the thread table: every transition, legal and illegal, stale IDs,
-//! generations, join/detach/left_cpu in every order, and a std-threads stress of reclaim.
+//! Host unit tests of the thread table: every transition, legal and illegal, every operation on a
+//! slot still being set up (and that the check catches an operation broken to ignore that state),
+//! stale IDs, generations, join/detach/left_cpu in every order, and a std-threads stress of
+//! reclaim.
 
+use super::fault::Op;
 use super::slot::Word;
 use super::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -213,6 +216,7 @@ fn wake_to_running_is_wake_then_start_running_or_nothing() {
     assert!(info.on_cpu && !info.wake_pending);
     // Not blocked: nothing changes, and no wake-up is recorded (the caller then wakes it).
     for state in [
+        ThreadState::Initializing,
         ThreadState::Ready,
         ThreadState::Running,
         ThreadState::Terminated,
@@ -416,29 +420,89 @@ fn generation_wraps_and_skips_zero() {
     assert_eq!(Word::new(ThreadState::Free, u32::MAX).next_generation(), 1);
 }
 
-#[test]
-fn buggy_reaper_frees_only_initializing_slots() {
-    let table = Small::new();
-    let ready = table.publish(table.claim().unwrap());
+/// Whether `op`, applied to a slot being set up (with the ID its claim hands out, as a racing CPU
+/// could hold it), leaves it alone: it gives the answer of [`Op::on_initializing`] (a refusal), the
+/// slot is untouched, and its claimer can still publish it (publish panics otherwise). The host
+/// half of the loom models' check, one thread at a time. Once published, `op` answers and acts as
+/// [`Op::on_ready`] says, which the loom models take for granted.
+fn leaves_initializing_alone(table: &Small, op: Op) -> bool {
+    let forged = table.next_id(0);
     let claim = table.claim().unwrap();
-    table.reap_orphans_buggy();
-    assert_eq!(table.state(ready), Ok(ThreadState::Ready));
-    assert_eq!(table.state(claim.id()), Err(ThreadError::Stale));
-    // This is seed 003: the same slot is claimed a second time while its first claimer is still
-    // setting it up.
-    let second = table.claim().unwrap();
-    assert_eq!(second.index(), claim.index());
-    table.publish(second);
-    // The first claimer still holds a claim on a slot that is now someone else's.
-    drop(claim);
+    assert_eq!(claim.id(), forged, "next_id is the ID the claim hands out");
+    let before = table.slot_info(0);
+    let answer = op.apply(table, forged);
+    if answer != op.on_initializing() || table.slot_info(0) != before {
+        // Whatever the broken operation did, the claim is void: publishing it would panic.
+        drop(claim);
+        return false;
+    }
+    assert_eq!(table.publish(claim), forged);
+    let fresh = table.slot_info(0).unwrap();
+    let (answer, after) = op.on_ready(fresh);
+    assert_eq!(
+        op.apply(table, forged),
+        answer,
+        "{op:?} on a published thread"
+    );
+    assert_eq!(
+        table.slot_info(0),
+        Some(after),
+        "{op:?} on a published thread"
+    );
+    true
 }
 
 #[test]
+fn every_operation_leaves_an_initializing_slot_alone() {
+    for op in Op::ALL {
+        assert!(leaves_initializing_alone(&Small::new(), op), "{op:?}");
+        // Also when the slot had an earlier (abandoned) occupancy: generation 2.
+        let table = Small::new();
+        table.abandon(table.claim().unwrap());
+        assert!(
+            leaves_initializing_alone(&table, op),
+            "{op:?}, generation 2"
+        );
+    }
+}
+
+/// The fault knob breaks exactly the operation it names, and the host check above catches it:
+/// the check is not one that passes whatever the table does.
+#[test]
+fn each_broken_operation_is_caught_and_only_it() {
+    for broken in Op::ALL {
+        for op in Op::ALL {
+            let table = Small::ignoring_initializing(broken);
+            assert_eq!(
+                leaves_initializing_alone(&table, op),
+                op != broken,
+                "{op:?} on a table where {broken:?} ignores Initializing"
+            );
+        }
+    }
+}
+
+/// Seed 003 on one CPU: a join that ignores `Initializing` reclaims a slot under its claimer, a
+/// second spawn claims it, and the first claimer's publish must refuse to run a thread whose context
+/// may be the other one's.
+#[test]
 #[should_panic(expected = "left initializing without its claimer")]
 fn publish_detects_a_stolen_slot() {
-    let table = Small::new();
+    let table = Small::ignoring_initializing(Op::Join);
     let claim = table.claim().unwrap();
-    table.reap_orphans_buggy();
+    assert!(matches!(
+        table.join(claim.id()),
+        Ok(JoinOutcome::Exited {
+            reclaimed: true,
+            ..
+        })
+    ));
+    let second = table.claim().unwrap();
+    assert_eq!(
+        second.index(),
+        claim.index(),
+        "the same slot, claimed twice"
+    );
     table.publish(claim);
 }
 
