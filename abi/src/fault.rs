@@ -70,6 +70,8 @@ pub mod access {
     /// The access was an instruction fetch.
     pub const EXECUTE: u64 = 1 << 1;
     /// A page was mapped there, but not with the access needed (a protection fault rather than
-    /// a missing page).
+    /// a missing page). Never set for an address outside user space (at or above
+    /// [`USER_END`](crate::init::USER_END)): whether the kernel maps something there is not
+    /// user space's to learn.
     pub const PRESENT: u64 = 1 << 2;
 }

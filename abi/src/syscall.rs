@@ -124,6 +124,12 @@ pub enum Syscall {
     /// table has no free slot.
     CapGrant = 16,
     /// Creates an endpoint. → a handle carrying every endpoint right. `OutOfMemory`, `TableFull`.
+    ///
+    /// An endpoint lives while any capability names it, not while some thread receives on it:
+    /// when a server thread dies, the calls it had received fail with `Killed` (see
+    /// [`ThreadKill`](Self::ThreadKill)), but callers still queued on the endpoint stay queued
+    /// for the next receiver. When the last capability goes, every thread still queued on it
+    /// gets `Killed`, and a capability its message carried comes back to it.
     EndpointCreate = 17,
     /// Creates a notification, its word 0. → a handle carrying every notification right.
     /// `OutOfMemory`, `TableFull`.
@@ -170,20 +176,139 @@ pub enum Syscall {
     /// fault of any thread in the space is a call on that endpoint (see [`crate::fault`]); with
     /// no pager a faulting process is killed.
     SetPager = 27,
-    /// Reports the result of a user test in the console protocol (`[test] NAME ok` or
-    /// `[test] NAME FAILED reason`), counted in the kernel's closing `[done]` line: `a0`/`a1`
-    /// name pointer and length (1..=64 bytes of `[a-z0-9_]`, else `InvalidArgument`), `a2` 0 for
-    /// passed, 1 for failed, `a3`/`a4` reason pointer and length (at most 200 bytes, ignored when
-    /// passed). → 0. Only the initial process (init) and processes it created may report.
+    /// Reports the result of a user test in the console protocol (`[test] NAME ok`,
+    /// `[test] NAME FAILED reason` or `[test] NAME skipped reason`), counted in the kernel's
+    /// closing `[done]` line: `a0`/`a1` name pointer and length (1..=64 bytes of `[a-z0-9_]`,
+    /// else `InvalidArgument`), `a2` a [`TestStatus`], `a3`/`a4` reason pointer and length (at
+    /// most 200 bytes, ignored when passed; a skip must say why: a reason of only spaces is
+    /// `InvalidArgument`). → 0. Only in a kernel built for testing (else
+    /// `NoSuchSyscall`), and only from the initial process (init; any other gets
+    /// `InsufficientRights`), for an init test of the test catalog that the boot's `test=`
+    /// selects (else `InvalidArgument`), once per test (a second report is `Busy`). A refused
+    /// report prints nothing.
     TestReport = 28,
     /// Reads the kernel's monotonic clock. → nanoseconds since boot. For timeouts and reports,
     /// never for benchmarks (those read the cycle counter directly).
     ClockNanos = 29,
+    /// Says what a thread is doing, from the kernel's own records: `a0` thread (`CONTROL`). → a
+    /// [`ThreadStatus`] value; `a1..a4` its detail (every slot written, 0 where the status has
+    /// none):
+    ///
+    /// - [`Exited`](ThreadStatus::Exited): `a1` the exit code, as [`ThreadJoin`](Self::ThreadJoin)
+    ///   would return it;
+    /// - [`Faulted`](ThreadStatus::Faulted) (its fault is with its pager) and
+    ///   [`Killed`](ThreadStatus::Killed): `a1..a4` words 0..3 of the fault message
+    ///   ([`crate::fault`]: kind, address, instruction pointer, access bits) of the fault it
+    ///   waits on, or that killed it; all 0 for a thread killed for another reason (by
+    ///   [`ThreadKill`](Self::ThreadKill), or because another thread of its process faulted).
+    ///
+    /// An ended thread reads [`Exited`](ThreadStatus::Exited) or [`Killed`](ThreadStatus::Killed)
+    /// until it is joined (its handles then go stale). A snapshot, like every answer about another
+    /// thread: it may have moved on by the time the caller looks, except that an ended thread
+    /// stays ended and a blocked thread stays blocked until someone (a partner, a timeout, a
+    /// kill) moves it. Never blocks, changes nothing. `Busy` if the thread kept changing state
+    /// while the kernel assembled the answer (possible only with several CPUs).
+    ThreadState = 30,
+}
+
+/// What a thread is doing (the value [`Syscall::ThreadState`] returns). A thread in IPC is
+/// reported by what it waits for, whatever the scheduler is doing with it at that instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum ThreadStatus {
+    /// Created by [`Syscall::ThreadCreate`], not started yet.
+    NotStarted = 1,
+    /// Runnable, waiting for a CPU (or woken and not yet run: a thread killed or whose operation
+    /// just completed reads `Ready` until it runs).
+    Ready = 2,
+    /// On a CPU (on one CPU: only ever the caller itself).
+    Running = 3,
+    /// Queued on an endpoint in [`Syscall::Send`], no receiver has taken the message yet.
+    Sending = 4,
+    /// Queued on an endpoint in [`Syscall::Call`], no receiver has taken the call yet.
+    Calling = 5,
+    /// In [`Syscall::Call`]: a receiver took the call; waiting for the reply.
+    AwaitingReply = 6,
+    /// Queued on an endpoint to receive ([`Syscall::Recv`], [`Syscall::ReplyRecv`]).
+    Receiving = 7,
+    /// Waiting on a notification ([`Syscall::Wait`]).
+    Waiting = 8,
+    /// Waiting for another thread to end ([`Syscall::ThreadJoin`]).
+    Joining = 9,
+    /// Stopped on a fault that its process's pager has not answered yet (`a1..a4`: the fault).
+    Faulted = 10,
+    /// Blocked in the kernel on nothing listed above (with several CPUs: for an instant, when its
+    /// operation was completed and it is being woken).
+    Blocked = 11,
+    /// Ended by [`Syscall::ThreadExit`] (`a1`: the exit code).
+    Exited = 12,
+    /// Ended by a kill (`a1..a4`: the fault that killed it, or 0).
+    Killed = 13,
+}
+
+impl ThreadStatus {
+    /// Decodes the result of [`Syscall::ThreadState`]; `None` for a value the kernel never sends.
+    #[must_use]
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        Some(match raw {
+            1 => Self::NotStarted,
+            2 => Self::Ready,
+            3 => Self::Running,
+            4 => Self::Sending,
+            5 => Self::Calling,
+            6 => Self::AwaitingReply,
+            7 => Self::Receiving,
+            8 => Self::Waiting,
+            9 => Self::Joining,
+            10 => Self::Faulted,
+            11 => Self::Blocked,
+            12 => Self::Exited,
+            13 => Self::Killed,
+            _ => return None,
+        })
+    }
+
+    /// The value.
+    #[must_use]
+    pub const fn into_raw(self) -> u64 {
+        self as u64
+    }
+
+    /// Whether the thread has ended (exited or killed).
+    #[must_use]
+    pub const fn has_ended(self) -> bool {
+        matches!(self, Self::Exited | Self::Killed)
+    }
+}
+
+/// How a user test ended (`TestReport`'s `a2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum TestStatus {
+    /// It passed.
+    Passed = 0,
+    /// It failed (the reason says why).
+    Failed = 1,
+    /// This machine cannot run it (the reason says why).
+    Skipped = 2,
+}
+
+impl TestStatus {
+    /// Decodes `a2`; `None` for any other value.
+    #[must_use]
+    pub const fn from_raw(raw: u64) -> Option<Self> {
+        match raw {
+            0 => Some(Self::Passed),
+            1 => Some(Self::Failed),
+            2 => Some(Self::Skipped),
+            _ => None,
+        }
+    }
 }
 
 impl Syscall {
     /// Every system call, in numeric order.
-    pub const ALL: [Syscall; 29] = [
+    pub const ALL: [Syscall; 30] = [
         Syscall::Null,
         Syscall::DebugWrite,
         Syscall::Yield,
@@ -213,6 +338,7 @@ impl Syscall {
         Syscall::SetPager,
         Syscall::TestReport,
         Syscall::ClockNanos,
+        Syscall::ThreadState,
     ];
 
     /// Decodes the number register; `None` (the kernel answers
@@ -265,6 +391,7 @@ impl Syscall {
             Self::SetPager => "SetPager",
             Self::TestReport => "TestReport",
             Self::ClockNanos => "ClockNanos",
+            Self::ThreadState => "ThreadState",
         }
     }
 }
@@ -285,6 +412,43 @@ mod tests {
         for syscall in Syscall::ALL {
             assert_eq!(Syscall::from_raw(syscall.into_raw()), Some(syscall));
         }
+    }
+
+    /// The values are ABI: pinned literally (append, never renumber).
+    #[test]
+    fn thread_status_values_are_pinned() {
+        use ThreadStatus::*;
+        let pinned = [
+            (NotStarted, 1),
+            (Ready, 2),
+            (Running, 3),
+            (Sending, 4),
+            (Calling, 5),
+            (AwaitingReply, 6),
+            (Receiving, 7),
+            (Waiting, 8),
+            (Joining, 9),
+            (Faulted, 10),
+            (Blocked, 11),
+            (Exited, 12),
+            (Killed, 13),
+        ];
+        for (status, raw) in pinned {
+            assert_eq!(status.into_raw(), raw, "{status:?}");
+        }
+    }
+
+    #[test]
+    fn thread_status_round_trips_and_refuses_the_rest() {
+        for raw in 1..=13 {
+            let status = ThreadStatus::from_raw(raw).expect("1..=13 are statuses");
+            assert_eq!(status.into_raw(), raw);
+        }
+        assert_eq!(ThreadStatus::from_raw(0), None);
+        assert_eq!(ThreadStatus::from_raw(14), None);
+        assert_eq!(ThreadStatus::from_raw(u64::MAX), None);
+        assert!(ThreadStatus::Exited.has_ended() && ThreadStatus::Killed.has_ended());
+        assert!(!ThreadStatus::Faulted.has_ended());
     }
 
     #[test]

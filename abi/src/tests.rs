@@ -8,7 +8,7 @@ use crate::*;
 
 #[test]
 fn syscall_numbers_are_pinned() {
-    let pinned: [(Syscall, usize); 29] = [
+    let pinned: [(Syscall, usize); 30] = [
         (Syscall::Null, 1),
         (Syscall::DebugWrite, 2),
         (Syscall::Yield, 3),
@@ -38,6 +38,7 @@ fn syscall_numbers_are_pinned() {
         (Syscall::SetPager, 27),
         (Syscall::TestReport, 28),
         (Syscall::ClockNanos, 29),
+        (Syscall::ThreadState, 30),
     ];
     assert_eq!(pinned.len(), Syscall::ALL.len(), "pin every new syscall");
     for (syscall, number) in pinned {

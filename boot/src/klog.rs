@@ -17,12 +17,13 @@ use spin::Mutex;
 /// Longest line; longer ones are cut and marked with `...`.
 pub const LINE_BYTES: usize = 200;
 /// Lines the buffer keeps.
-const BUFFER_LINES: usize = 256;
+pub const BUFFER_LINES: usize = 256;
 
 /// How loud a line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     /// Kept in the buffer only.
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     Debug,
     /// Kept and printed on the console.
     Info,
@@ -82,24 +83,30 @@ pub fn log(level: Level, args: fmt::Arguments<'_>) {
 }
 
 /// Lines logged since boot.
+#[cfg(feature = "testing")]
 pub fn lines_logged() -> u64 {
     LINES_LOGGED.load(Ordering::Relaxed)
 }
 
-/// Counts the buffered lines that start with `prefix` (for tests).
-pub fn count_buffered(prefix: &str) -> usize {
+/// The buffered lines, oldest first (for tests: the buffer must hold exactly the last lines
+/// logged, in order).
+#[cfg(feature = "testing")]
+pub fn buffered_lines() -> alloc::vec::Vec<ArrayString<LINE_BYTES>> {
+    // Allocated before masking interrupts: nothing allocates under the buffer's lock.
+    let mut lines = alloc::vec::Vec::with_capacity(BUFFER_LINES);
     let enabled = Machine::disable_interrupts();
-    let count = BUFFER
-        .lock()
-        .lines
-        .iter()
-        .filter(|l| l.starts_with(prefix))
-        .count();
+    {
+        let buffer = BUFFER.lock();
+        let (newer, older) = buffer.lines.split_at(buffer.next);
+        // Slots never written yet are empty (every logged line has at least its prefix).
+        lines.extend(older.iter().chain(newer).filter(|l| !l.is_empty()).copied());
+    }
     Machine::restore_interrupts(enabled);
-    count
+    lines
 }
 
 /// True while somebody holds the buffer (for tests: it must be free when nobody logs).
+#[cfg(feature = "testing")]
 pub fn is_busy() -> bool {
     BUFFER.is_locked()
 }

@@ -22,7 +22,8 @@ pub const TRACE_EVENTS: usize = 512;
 /// The per-CPU trace rings.
 pub static TRACE: PerCpuTrace<TRACE_CPUS, TRACE_EVENTS> = PerCpuTrace::new();
 
-/// Lock-contention reports printed so far (the `lock_diagnostics` test counts them).
+/// Lock-contention reports printed so far (a statistic kept in every kernel, written only on
+/// the cold report path; the `lock_diagnostics` test counts them).
 pub static LOCK_REPORTS: AtomicU64 = AtomicU64::new(0);
 /// Time of the latest lock report, in monotonic nanoseconds.
 pub static LOCK_REPORT_AT: AtomicU64 = AtomicU64::new(0);
@@ -48,8 +49,57 @@ pub struct RawConsole;
 
 impl Write for RawConsole {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        #[cfg(feature = "testing")]
+        capture::copy(s.as_bytes());
         Machine::console_write(s.as_bytes());
         Ok(())
+    }
+}
+
+/// Test boots: a copy of what [`RawConsole`] printed while a test armed it, so that the test can
+/// check the text of a lock or watchdog report (which never reaches the logger's buffer). As
+/// lock-free as the writes it copies: a writer reserves its bytes with one `fetch_add`.
+#[cfg(feature = "testing")]
+pub mod capture {
+    use alloc::string::String;
+    use alloc::vec::Vec;
+    use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+    /// Bytes kept: a report's first lines (the watchdog's trace dump that follows is cut off).
+    const BYTES: usize = 4096;
+
+    static ARMED: AtomicBool = AtomicBool::new(false);
+    static LEN: AtomicUsize = AtomicUsize::new(0);
+    static TEXT: [AtomicU8; BYTES] = [const { AtomicU8::new(0) }; BYTES];
+
+    /// Starts a capture, dropping what an earlier one kept.
+    pub fn start() {
+        ARMED.store(false, Ordering::SeqCst);
+        LEN.store(0, Ordering::SeqCst);
+        ARMED.store(true, Ordering::SeqCst);
+    }
+
+    /// Appends `bytes` while armed (whatever lies past [`BYTES`] is dropped).
+    pub(super) fn copy(bytes: &[u8]) {
+        if !ARMED.load(Ordering::Acquire) {
+            return;
+        }
+        let at = LEN.fetch_add(bytes.len(), Ordering::AcqRel);
+        for (cell, &byte) in TEXT.iter().skip(at).zip(bytes) {
+            cell.store(byte, Ordering::Relaxed);
+        }
+    }
+
+    /// Ends the capture and returns what it kept (the first [`BYTES`] bytes). Writers must have
+    /// finished (a report is printed whole before the count a test waits for moves).
+    pub fn stop() -> String {
+        ARMED.store(false, Ordering::SeqCst);
+        let len = LEN.load(Ordering::Acquire).min(BYTES);
+        let bytes: Vec<u8> = TEXT[..len]
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 

@@ -10,6 +10,7 @@
 
 extern crate alloc;
 
+mod census;
 mod console;
 mod klog;
 mod ktrace;
@@ -17,16 +18,19 @@ mod memory;
 mod panic;
 mod platform;
 mod sched;
+#[cfg(feature = "testing")]
 mod selftests;
+#[cfg(feature = "testing")]
+mod testing;
 mod tlb_tags;
 mod user;
 
+use census::Census;
 use console::Console;
 use kernel_core::boot_info::BootInfo;
 use kernel_core::cmdline::{Cmdline, TestSelection};
 use kernel_core::console as protocol;
 use kernel_core::hal::{BOOT_STACK_OWNER, ExitStatus, KernelStack, Platform};
-use kernel_core::selftest;
 use platform::Machine;
 use spin::Once;
 
@@ -45,7 +49,13 @@ fn kernel_main() -> ! {
     if cmdline.rejected_overflow {
         kprintln!("[cmdline] ignored more words than listed above");
     }
-    let testing = cmdline.tests != TestSelection::None;
+    if cmdline.tests.is_test_boot() && !cfg!(feature = "testing") {
+        kprintln!(
+            "[cmdline] ignored the test selection: this kernel is built without tests \
+             (`cargo xtask test` builds and boots a test image)"
+        );
+    }
+    let testing = test_boot(cmdline.tests);
     if info.usable_bytes() == 0 {
         fail_stage("bootinfo", &"the memory map has no usable RAM", testing);
     }
@@ -100,6 +110,7 @@ fn kernel_main() -> ! {
         Ok(stack) => {
             BOOT_TESTS.call_once(|| cmdline.tests);
             BOOT_BENCH.call_once(|| cmdline.bench);
+            BOOT_EXACT_CLOCK.call_once(|| cmdline.exact_clock);
             BOOT_INIT.call_once(|| cmdline.init);
             BOOT_STACK.call_once(|| stack);
             Machine::run_on_stack(&stack, continue_on_guarded_stack)
@@ -112,6 +123,13 @@ fn kernel_main() -> ! {
 static BOOT_TESTS: Once<TestSelection<'static>> = Once::new();
 /// Whether this is a benchmark boot (`bench` on the command line).
 static BOOT_BENCH: Once<bool> = Once::new();
+/// Whether guest time counts instructions (`clock=icount`): timing bounds in tests hold exactly.
+static BOOT_EXACT_CLOCK: Once<bool> = Once::new();
+
+/// Whether this boot runs tests: a `test=` selection on a kernel built with them.
+fn test_boot(selection: TestSelection<'_>) -> bool {
+    cfg!(feature = "testing") && selection.is_test_boot()
+}
 /// The initrd entry to start first (`init=NAME`), if not `init`.
 static BOOT_INIT: Once<Option<&'static str>> = Once::new();
 /// The guarded boot stack, which becomes the boot thread's.
@@ -120,7 +138,7 @@ static BOOT_STACK: Once<KernelStack> = Once::new();
 /// The rest of the boot, on a guarded stack: the `hhdm` and `addrspace` stages, then the tests.
 fn continue_on_guarded_stack() -> ! {
     let tests = *BOOT_TESTS.get().expect("set before the stack switch");
-    let testing = tests != TestSelection::None;
+    let testing = test_boot(tests);
     match memory::release_and_check_hhdm(Machine::boot_info()) {
         Ok(()) => {
             let _ = protocol::stage(&mut Console::new(), "hhdm", Ok(()));
@@ -164,93 +182,91 @@ fn continue_on_guarded_stack() -> ! {
         Err(reason) => fail_stage("user", &reason, testing || bench),
     }
     let init_name = BOOT_INIT.get().copied().flatten();
-    let before_user = resources_in_use();
+    #[cfg(feature = "testing")]
+    if testing {
+        testing::begin(tests);
+    }
+    let before_user = Census::take();
     let init = match user::loader::load_init(Machine::boot_info(), init_name) {
-        Ok(thread) => {
+        Ok(init) => {
             let _ = protocol::stage(&mut Console::new(), "init", Ok(()));
-            thread
+            init
         }
         Err(reason) => fail_stage("init", &reason, testing || bench),
     };
 
-    let loaded = resources_in_use();
-    let summary = if testing {
-        selftest::run_selected(
-            selftests::ALL,
-            &tests,
-            user::USER_TESTS,
-            &mut (),
-            &mut Console::new(),
-        )
-    } else {
-        selftest::Summary::default()
-    };
+    let loaded = Census::take();
+    #[cfg(feature = "testing")]
+    if testing {
+        testing::set_init(init.process);
+        let exact_clock = BOOT_EXACT_CLOCK.get().copied().unwrap_or(false);
+        testing::run_kernel_tests(testing::TestEnv { exact_clock });
+    }
     // What the kernel tests themselves kept for good (kernel page tables grown for new stack
     // slots), so that the user-space check below compares like with like.
-    let kernel_tests = resources_in_use();
-    let expected = (
-        before_user.0 + kernel_tests.0 - loaded.0,
-        before_user.1 + kernel_tests.1 - loaded.1,
-    );
+    let kernel_tests = Census::take();
+    let expected = before_user.minus_frames_kept(loaded, kernel_tests);
     // User space runs after the kernel's own tests, so that their timing is not disturbed.
-    user::loader::start(init);
-    let exit = sched::join(init);
-    let (user_passed, user_failed) = user::loader::user_test_counts();
-    let mut failed = summary.failed + user_failed;
-    // Every process is gone once init has ended: each thread slot, frame and page table of user
-    // space must be back (threads killed while blocked in IPC included).
-    let after_user = resources_in_use();
-    if after_user == expected {
-        kprintln!(
-            "[init] every user thread slot and frame came back ({} free slots, {} free frames)",
-            after_user.0,
-            after_user.1
-        );
-    } else if testing || bench {
-        let reason = alloc::format!(
-            "user space leaked: free thread slots {} (expected {}), free frames {} (expected {})",
-            after_user.0,
-            expected.0,
-            after_user.1,
-            expected.1
-        );
-        let _ = protocol::test(&mut Console::new(), "user_resources", Err(&reason));
-        failed += 1;
-    }
-    match exit {
-        Ok(0) => kprintln!("[init] exited with code 0"),
+    user::loader::start(init.thread);
+    let exit = sched::join(init.thread);
+    // Every process is gone once init has ended: each thread slot, frame, page table, endpoint,
+    // notification, process and heap byte of user space must be back (threads killed while
+    // blocked in IPC included).
+    let after_user = Census::take();
+    let resources = match expected.and_then(|expected| {
+        after_user
+            .compare(&expected)
+            .map_err(|differences| alloc::format!("user space leaked: {differences}"))
+    }) {
+        Ok(()) => {
+            let (slots, frames) = after_user.slots_and_frames();
+            kprintln!(
+                "[init] every user thread slot, frame, kernel object and heap byte came back \
+                 ({slots} free slots, {frames} free frames)"
+            );
+            Ok(())
+        }
+        Err(reason) => Err(reason),
+    };
+    let init_exit = match exit {
+        Ok(0) => {
+            kprintln!("[init] exited with code 0");
+            Ok(())
+        }
         other => {
             kprintln!("[init] ended with {other:?}");
-            if testing || bench {
-                let reason = alloc::format!("init ended with {other:?}");
-                let _ = protocol::test(&mut Console::new(), "init_exit", Err(&reason));
-                failed += 1;
-            }
+            Err(alloc::format!("init ended with {other:?}"))
         }
+    };
+    #[cfg(feature = "testing")]
+    if testing {
+        let status = testing::finish(|check| match check {
+            "user_resources" => resources.clone(),
+            "init_exit" => init_exit.clone(),
+            other => Err(alloc::format!("no after-init check called {other}")),
+        });
+        Machine::exit(status);
     }
-    if !(testing || bench) {
-        kprintln!("[boot] init has exited; halting this CPU");
-        Machine::halt_forever();
+    if bench {
+        // A benchmark boot ends with a status the harness checks: a leak or a failed init
+        // fails the run.
+        let mut failed = 0;
+        for reason in [&resources, &init_exit]
+            .into_iter()
+            .filter_map(|r| r.as_ref().err())
+        {
+            kprintln!("[boot] benchmark boot failed: {reason}");
+            failed += 1;
+        }
+        let _ = protocol::done(&mut Console::new(), 0, failed, 0);
+        Machine::exit(if failed == 0 {
+            ExitStatus::Passed
+        } else {
+            ExitStatus::Failed
+        });
     }
-    let passed = summary.passed + user_passed;
-    let _ = protocol::done(&mut Console::new(), passed, failed);
-    Machine::exit(if failed == 0 {
-        ExitStatus::Passed
-    } else {
-        ExitStatus::Failed
-    })
-}
-
-/// Free thread slots and free frames, after reclaiming what is pending (dead kernel stacks,
-/// retired processes).
-fn resources_in_use() -> (usize, usize) {
-    sched::reap();
-    user::objects::bury();
-    let frames = memory::FRAMES
-        .lock_irqsave()
-        .as_ref()
-        .map_or(0, |f| f.free_frames());
-    (sched::THREADS.free_count(), frames)
+    kprintln!("[boot] init has exited; halting this CPU");
+    Machine::halt_forever()
 }
 
 /// Prints the `[stage] NAME FAILED reason` line and stops: a test boot exits with a failure

@@ -20,7 +20,7 @@ use crate::memory::FRAMES;
 use crate::platform::{Machine, context};
 use arrayvec::ArrayVec;
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use kernel_core::hal::{FpArea, KernelStack, Platform, UserMode};
 use kernel_core::sched::{CpuScheduler, TimerQueue};
 use kernel_core::thread::{JoinOutcome, MAX_THREADS, ThreadError, ThreadId, ThreadTable};
@@ -122,13 +122,23 @@ static IDLE: AtomicU64 = AtomicU64::new(0);
 static LEFT: AtomicU64 = AtomicU64::new(0);
 /// Set once the scheduler runs; the tick does nothing before.
 static RUNNING: AtomicBool = AtomicBool::new(false);
-/// While non-zero the tick does not preempt (for the watchdog test).
-pub static PREEMPT_OFF: AtomicU32 = AtomicU32::new(0);
+/// While non-zero the tick does not preempt (test hook: the watchdog test stalls a CPU with it).
+#[cfg(feature = "testing")]
+pub static PREEMPT_OFF: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// The preemption-off count the tick obeys (always 0 in a kernel built without tests).
+fn preemption_off() -> u32 {
+    #[cfg(feature = "testing")]
+    return PREEMPT_OFF.load(Ordering::Relaxed);
+    #[cfg(not(feature = "testing"))]
+    0
+}
 /// Ticks taken since the timer started.
 pub static TICKS: AtomicU64 = AtomicU64::new(0);
 /// Optional per-tick hook (tests); 0 = none. Holds a `fn()` address.
+#[cfg(feature = "testing")]
 static TICK_HOOK: AtomicU64 = AtomicU64::new(0);
-/// Watchdog reports printed so far.
+/// Watchdog reports printed so far (a statistic kept in every kernel; the tests read it).
 pub static WATCHDOG_REPORTS: AtomicU64 = AtomicU64::new(0);
 
 fn payload(id: ThreadId) -> &'static Payload {
@@ -332,6 +342,7 @@ fn wake(id: ThreadId) -> bool {
 }
 
 /// Sleeps for at least `ns` nanoseconds.
+#[cfg(feature = "testing")]
 pub fn sleep_ns(ns: u64) {
     let me = current();
     let deadline = Machine::now_ns().saturating_add(ns);
@@ -442,6 +453,7 @@ pub fn reap() {
 }
 
 /// Installs (or clears, with `None`) a function the tick calls in interrupt context (tests).
+#[cfg(feature = "testing")]
 pub fn set_tick_hook(hook: Option<fn()>) {
     TICK_HOOK.store(hook.map_or(0, |f| f as usize as u64), Ordering::Release);
 }
@@ -464,16 +476,19 @@ fn on_tick() {
         let mut sched = SCHED.lock();
         (sched.tick(), !sched.queue().is_empty())
     };
-    let hook = TICK_HOOK.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: only `set_tick_hook` stores here, from a `fn()`.
-        let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook as usize) };
-        hook();
+    #[cfg(feature = "testing")]
+    {
+        let hook = TICK_HOOK.load(Ordering::Acquire);
+        if hook != 0 {
+            // SAFETY: only `set_tick_hook` stores here, from a `fn()`.
+            let hook: fn() = unsafe { core::mem::transmute::<usize, fn()>(hook as usize) };
+            hook();
+        }
     }
     if let Some(stall) = WATCHDOG.check(Machine::cpu_id(), now, ready) {
         report_stall(stall, now);
     }
-    if (preempt || reschedule) && PREEMPT_OFF.load(Ordering::Relaxed) == 0 {
+    if (preempt || reschedule) && preemption_off() == 0 {
         schedule(true);
     }
     // User threads only take interrupts in user mode (system calls run masked), so a killed
@@ -694,6 +709,19 @@ pub fn clear_joiner(id: ThreadId, me: ThreadId) {
             .compare_exchange(me.as_u64(), 0, Ordering::AcqRel, Ordering::Acquire);
 }
 
+/// Whether `me` is the registered joiner of a thread that has not ended: it waits in a join (or
+/// is about to). For the `ThreadState` system call; O(MAX_THREADS) loads, no lock. A joiner stays
+/// registered after its join collected the code, so only threads still alive count.
+pub fn is_joining(me: ThreadId) -> bool {
+    PAYLOAD.iter().enumerate().any(|(index, slot)| {
+        slot.joiner.load(Ordering::Acquire) == me.as_u64()
+            && THREADS.slot_info(index).is_some_and(|info| {
+                use kernel_core::thread::ThreadState::{Blocked, Ready, Running};
+                matches!(info.state, Ready | Running | Blocked)
+            })
+    })
+}
+
 /// Reclaim bookkeeping after a user join saw `id` exited: frees its stack if the join reclaimed
 /// the slot. `stack` was read before the join.
 pub fn finish_user_join(id: ThreadId, stack: KernelStack, reclaimed: bool) {
@@ -733,7 +761,7 @@ fn report_stall(stall: kernel_core::watchdog::Stall, now: u64) {
             write!(
                 out,
                 "cpu{cpu} runs thread {current}, preemption off: {}",
-                PREEMPT_OFF.load(Ordering::Relaxed)
+                preemption_off()
             )
         },
         |out| {

@@ -69,7 +69,8 @@ impl TlbTags {
             .store(allocator.generation(), Ordering::Relaxed);
     }
 
-    /// Whether the CPU has tags, and the current generation (tests and reports).
+    /// Whether the CPU has tags, and the current generation (tests).
+    #[cfg(feature = "testing")]
     pub fn snapshot(&self) -> (bool, u64) {
         let allocator = self.allocator.lock_irqsave();
         (allocator.is_tagged(), allocator.generation())

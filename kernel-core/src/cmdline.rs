@@ -8,37 +8,9 @@ use arrayvec::ArrayVec;
 /// How many rejected words are remembered for the report.
 pub const MAX_REJECTED: usize = 8;
 
-/// Which in-kernel tests a boot runs (`test=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TestSelection<'a> {
-    /// No `test=` option: a normal boot.
-    None,
-    /// `test=all`.
-    All,
-    /// `test=a,b,c`: the comma-separated names, verbatim (empty names are skipped by
-    /// [`TestSelection::names`]).
-    Named(&'a str),
-}
-
-impl<'a> TestSelection<'a> {
-    /// The names listed in a `Named` selection, in order, without empty entries.
-    pub fn names(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let list = match *self {
-            TestSelection::Named(list) => list,
-            _ => "",
-        };
-        list.split(',').filter(|n| !n.is_empty())
-    }
-
-    /// True when the test called `name` is selected.
-    pub fn selects(&self, name: &str) -> bool {
-        match self {
-            TestSelection::None => false,
-            TestSelection::All => true,
-            TestSelection::Named(_) => self.names().any(|n| n == name),
-        }
-    }
-}
+/// Which tests a boot runs (`test=`): the test catalog's selection, so that the kernel, init
+/// and the harness read a command line the same way.
+pub use test_catalog::Selection as TestSelection;
 
 /// A parsed command line.
 #[derive(Debug, Clone)]
@@ -51,6 +23,11 @@ pub struct Cmdline<'a> {
     pub rejected_overflow: bool,
     /// The word `bench`: a benchmark boot (init runs the benchmarks; `cargo xtask bench`).
     pub bench: bool,
+    /// `clock=icount`: the harness boots this machine with an instruction-count clock (QEMU
+    /// `-icount` with a fixed shift), so guest time is a function of the instructions executed
+    /// and timing bounds in tests are exact and repeatable. Without it, tests check correctness
+    /// but never time.
+    pub exact_clock: bool,
     /// `init=NAME`: the initrd entry to start as the first process instead of `init` (the boot
     /// tests use it to start deliberately corrupt executables).
     pub init: Option<&'a str>,
@@ -72,6 +49,7 @@ impl<'a> Cmdline<'a> {
             rejected: ArrayVec::new(),
             rejected_overflow: false,
             bench: false,
+            exact_clock: false,
             init: None,
         };
         for word in line.split_ascii_whitespace() {
@@ -93,14 +71,18 @@ impl<'a> Cmdline<'a> {
             self.bench = true;
             return true;
         }
+        if let Some(selection) = TestSelection::from_word(word) {
+            self.tests = selection;
+            return true;
+        }
+        if word == test_catalog::EXACT_CLOCK_WORD {
+            self.exact_clock = true;
+            return true;
+        }
         let Some((key, value)) = word.split_once('=') else {
             return false;
         };
         match (key, value) {
-            ("test", "all") => self.tests = TestSelection::All,
-            ("test", list) if TestSelection::Named(list).names().next().is_some() => {
-                self.tests = TestSelection::Named(list);
-            }
             ("init", name) if !name.is_empty() && name.len() <= 64 => self.init = Some(name),
             _ => return false,
         }
@@ -113,6 +95,17 @@ mod tests {
     use super::*;
     use std::string::String;
     use std::vec::Vec;
+
+    #[test]
+    fn clock_icount_marks_an_exact_clock() {
+        let cmdline = Cmdline::parse("test=all clock=icount");
+        assert!(cmdline.exact_clock);
+        assert!(cmdline.rejected.is_empty());
+        assert!(!Cmdline::parse("test=all").exact_clock);
+        let other = Cmdline::parse("clock=host");
+        assert!(!other.exact_clock);
+        assert_eq!(other.rejected.as_slice(), ["clock=host"]);
+    }
 
     #[test]
     fn bench_is_a_known_word() {
@@ -160,7 +153,7 @@ mod tests {
         let cmdline = Cmdline::parse("test=alloc,ipc");
         assert_eq!(cmdline.tests, TestSelection::Named("alloc,ipc"));
         assert_eq!(names(cmdline.tests), ["alloc", "ipc"]);
-        assert!(cmdline.tests.selects("ipc") && !cmdline.tests.selects("all"));
+        assert!(cmdline.tests.names_test("ipc") && !cmdline.tests.names_test("all"));
         // Empty names inside a list are skipped, not rejected.
         let cmdline = Cmdline::parse("test=,a,,b,");
         assert_eq!(names(cmdline.tests), ["a", "b"]);
@@ -168,7 +161,7 @@ mod tests {
         // `all` is special only on its own.
         let cmdline = Cmdline::parse("test=all,x");
         assert_eq!(cmdline.tests, TestSelection::Named("all,x"));
-        assert!(!cmdline.tests.selects("y"));
+        assert!(!cmdline.tests.names_test("y"));
     }
 
     #[test]

@@ -6,15 +6,19 @@
 //! guest's lines
 //!
 //! ```text
-//! [bench] NAME VALUE UNIT     NAME [a-z0-9_]+, VALUE an unsigned integer, UNIT a word
-//! [done] N passed, N failed
+//! [bench] NAME VALUE UNIT             NAME [a-z0-9_]+, VALUE an unsigned integer, UNIT a word
+//! init: bench NAME failed: REASON     the benchmark (or its self-check) failed
+//! [done] N passed, N failed, N skipped
 //! ```
 //!
 //! and judge the run: it passes when QEMU exits by itself with the "passed" status, exactly one
-//! `[done]` line reports no failure, every `[bench]` line is well-formed and unique, and every
-//! metric of [`REQUIRED`] is there. Each metric is printed as `[bench] <arch> NAME VALUE UNIT`;
-//! a passing run writes `target/bench/<arch>.json`, a failing one keeps its serial log as
-//! `target/bench/<arch>.log`.
+//! `[done]` line reports no failure, no benchmark reported a failure, every `[bench]` line is
+//! well-formed and unique, and every metric of [`REQUIRED`] is there. The guest checks its own
+//! benchmarks (the expected `counter_check` value, the yield partner's alternation, the fault
+//! path's method) and reports a failed check as a failed benchmark; this module does not repeat
+//! those checks, it makes sure none of their failures is lost. Each metric is printed as
+//! `[bench] <arch> NAME VALUE UNIT`; a passing run writes `target/bench/<arch>.json`, a failing one
+//! keeps its serial log as `target/bench/<arch>.log`.
 
 use crate::arch::Arch;
 use crate::console::{ConsoleLog, Line};
@@ -28,8 +32,10 @@ use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The metrics every benchmark boot must report.
-pub const REQUIRED: [&str; 6] = [
+/// The metrics every benchmark boot must report (`counter_check` first: the guest checks that a
+/// tick is one instruction, without which the others do not mean what they say).
+pub const REQUIRED: [&str; 7] = [
+    "counter_check",
     "null_syscall",
     "ipc_call_reply",
     "ipc_call_reply_same_space",
@@ -114,15 +120,48 @@ pub fn parse_bench_line(raw: &str) -> Option<Result<Metric, String>> {
     }
 }
 
+/// The prefix of the guest's line for a failed benchmark: `init: bench NAME failed: REASON`.
+const FAILED_PREFIX: &str = "init: bench ";
+
+/// Parses one line: `None` when it is not a benchmark failure report, otherwise the benchmark's
+/// name and the reason (`(None, line)` when the line starts like one but does not have the
+/// form, which is still a failure). A trailing `\r` or `\n` is ignored.
+pub fn parse_failed_line(raw: &str) -> Option<(Option<&str>, &str)> {
+    let line = raw.trim_end_matches(['\r', '\n']);
+    let rest = line.strip_prefix(FAILED_PREFIX)?;
+    Some(match rest.split_once(" failed: ") {
+        Some((name, reason))
+            if !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            (Some(name), reason)
+        }
+        _ => (None, line),
+    })
+}
+
 /// Judges a benchmark boot from how it ended and its serial log.
 pub fn judge(outcome: &Outcome, serial: &str) -> Verdict {
     let mut metrics: Vec<Metric> = Vec::new();
     let mut failures = Vec::new();
+    let mut failed: Vec<&str> = Vec::new();
     for raw in serial.lines() {
         match parse_bench_line(raw) {
             None => {}
             Some(Ok(metric)) => metrics.push(metric),
             Some(Err(line)) => failures.push(format!("malformed bench line `{line}`")),
+        }
+        match parse_failed_line(raw) {
+            None => {}
+            Some((Some(name), reason)) => {
+                failed.push(name);
+                failures.push(format!("benchmark {name} failed in the guest: {reason}"));
+            }
+            Some((None, line)) => {
+                failures.push(format!("benchmark failure in the guest: `{line}`"))
+            }
         }
     }
 
@@ -170,9 +209,10 @@ pub fn judge(outcome: &Outcome, serial: &str) -> Verdict {
             "the kernel ignored the command line option `{APPEND}` (no benchmarks in this kernel?)"
         ));
     }
+    // A benchmark that reported its failure prints no metric: it is not listed again as missing.
     let missing: Vec<&str> = REQUIRED
         .into_iter()
-        .filter(|r| !metrics.iter().any(|m| m.name == *r))
+        .filter(|r| !metrics.iter().any(|m| m.name == *r) && !failed.contains(r))
         .collect();
     if !missing.is_empty() {
         failures.push(format!("missing metrics: {}", missing.join(", ")));
@@ -340,25 +380,25 @@ mod tests {
     #[test]
     fn a_complete_run_passes() {
         let serial = format!(
-            "Strait booting\r\n[stage] serial ok\r\n{}[done] 6 passed, 0 failed\r\n",
+            "Strait booting\r\n[stage] serial ok\r\n{}[done] 6 passed, 0 failed, 0 skipped\r\n",
             all_required()
         );
         let verdict = judge(&PASSED, &serial);
         assert_eq!(verdict.failures, Vec::<String>::new());
         assert_eq!(verdict.metrics.len(), REQUIRED.len());
-        assert_eq!(verdict.metrics[0], metric("null_syscall", 100, "ticks"));
+        assert_eq!(verdict.metrics[0], metric("counter_check", 100, "ticks"));
+        assert_eq!(verdict.metrics[1], metric("null_syscall", 101, "ticks"));
     }
 
     #[test]
     fn missing_metrics_are_listed() {
-        let serial =
-            "[bench] null_syscall 5 ticks\n[bench] extra 1 ticks\n[done] 2 passed, 0 failed\n";
+        let serial = "[bench] null_syscall 5 ticks\n[bench] extra 1 ticks\n[done] 2 passed, 0 failed, 0 skipped\n";
         let verdict = judge(&PASSED, serial);
         assert_eq!(
             verdict.failures,
             [
-                "missing metrics: ipc_call_reply, ipc_call_reply_same_space, notify_wait, \
-              yield_switch, fault_roundtrip"
+                "missing metrics: counter_check, ipc_call_reply, ipc_call_reply_same_space, \
+                 notify_wait, yield_switch, fault_roundtrip"
             ]
         );
         assert_eq!(verdict.metrics.len(), 2);
@@ -379,14 +419,14 @@ mod tests {
             verdict.failures[2],
             "the kernel ignored the command line option `bench` (no benchmarks in this kernel?)"
         );
-        assert!(verdict.failures[3].starts_with("missing metrics: null_syscall, "));
+        assert!(verdict.failures[3].starts_with("missing metrics: counter_check, null_syscall, "));
         assert_eq!(verdict.failures.len(), 4);
     }
 
     #[test]
     fn failures_crashes_and_bad_lines_fail() {
         let serial = format!(
-            "{}[bench] bad\n[bench] null_syscall 7 ticks\n[done] 5 passed, 1 failed\n",
+            "{}[bench] bad\n[bench] null_syscall 7 ticks\n[done] 5 passed, 1 failed, 0 skipped\n",
             all_required()
         );
         let verdict = judge(&Outcome::Exited(GuestExit::Failed), &serial);
@@ -415,13 +455,89 @@ mod tests {
         );
 
         let serial = format!(
-            "{}[done] 6 passed, 0 failed\n[done] 6 passed, 0 failed\n",
+            "{}[done] 6 passed, 0 failed, 0 skipped\n[done] 6 passed, 0 failed, 0 skipped\n",
             all_required()
         );
         assert_eq!(
             judge(&PASSED, &serial).failures,
             ["2 [done] lines, expected one"]
         );
+    }
+
+    #[test]
+    fn failed_lines() {
+        assert_eq!(
+            parse_failed_line("init: bench counter_check failed: median 2004 ticks\r"),
+            Some((Some("counter_check"), "median 2004 ticks"))
+        );
+        assert_eq!(
+            parse_failed_line("init: bench yield_switch failed: a: b failed: c"),
+            Some((Some("yield_switch"), "a: b failed: c"))
+        );
+        for odd in [
+            "init: bench fault_roundtrip: shared frame refused (busy), using a fresh frame",
+            "init: bench  failed: no name",
+            "init: bench Yield failed: capital",
+        ] {
+            assert_eq!(parse_failed_line(odd), Some((None, odd)), "{odd:?}");
+        }
+        for other in [
+            "init: started, initrd 4096 bytes, cmdline \"bench\"",
+            "init: benchmarks",
+            "[bench] counter_check 2005 ticks",
+            "utest[yield_partner]: exiting with code 2",
+        ] {
+            assert_eq!(parse_failed_line(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn a_failed_benchmark_fails_the_run() {
+        // Everything else passes: the guest exited "passed" and [done] counts no failure (init
+        // reports benchmarks on the console only), so the failure line alone must fail the run.
+        let serial = format!(
+            "{}init: bench yield_switch failed: partner turn count 7 after init's yield #8, \
+             expected 8 (one turn per yield); the partner exited with code 2\r\n\
+             [done] 0 passed, 0 failed, 0 skipped\r\n",
+            all_required()
+                .lines()
+                .filter(|l| !l.contains("yield_switch"))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>()
+        );
+        let verdict = judge(&PASSED, &serial);
+        assert_eq!(
+            verdict.failures,
+            [
+                "benchmark yield_switch failed in the guest: partner turn count 7 after init's \
+                 yield #8, expected 8 (one turn per yield); the partner exited with code 2"
+            ]
+        );
+        assert_eq!(verdict.metrics.len(), REQUIRED.len() - 1);
+
+        // A failure line that does not have the form still fails the run, even with every metric
+        // present (an older guest that silently changed method said so only in such a line).
+        let serial = format!(
+            "{}init: bench fault_roundtrip: shared frame refused (busy)\n\
+             [done] 0 passed, 0 failed, 0 skipped\n",
+            all_required()
+        );
+        assert_eq!(
+            judge(&PASSED, &serial).failures,
+            ["benchmark failure in the guest: \
+                 `init: bench fault_roundtrip: shared frame refused (busy)`"]
+        );
+
+        // A required benchmark that neither printed its metric nor failed is still missing.
+        let serial = "init: bench counter_check failed: median 0 ticks\n\
+                      [done] 0 passed, 0 failed, 0 skipped\n";
+        let verdict = judge(&PASSED, serial);
+        assert_eq!(
+            verdict.failures[0],
+            "benchmark counter_check failed in the guest: median 0 ticks"
+        );
+        assert!(verdict.failures[1].starts_with("missing metrics: null_syscall, "));
+        assert_eq!(verdict.failures.len(), 2);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //! [stage] NAME ok | [stage] NAME FAILED reason
-//! [test] NAME ok  | [test] NAME FAILED reason
-//! [done] N passed, N failed
+//! [test] NAME ok  | [test] NAME FAILED reason | [test] NAME skipped reason
+//! [done] N passed, N failed, N skipped
 //! [trap] KIND at pc=0xHEX [addr=0xHEX] (DETAIL)
 //! [panic] MESSAGE
 //! [backtrace] #N 0xHEX | [backtrace] end
@@ -26,20 +26,15 @@ pub enum Line {
         /// `Err(reason)` for a failed stage.
         result: Result<(), String>,
     },
-    /// `[test] NAME ok` or `[test] NAME FAILED reason`.
+    /// `[test] NAME ok`, `[test] NAME FAILED reason` or `[test] NAME skipped reason`.
     Test {
         /// Test name.
         name: String,
-        /// `Err(reason)` for a failed test.
-        result: Result<(), String>,
+        /// How it ended.
+        outcome: TestOutcome,
     },
-    /// `[done] N passed, N failed`.
-    Done {
-        /// Passed count.
-        passed: u64,
-        /// Failed count.
-        failed: u64,
-    },
+    /// `[done] N passed, N failed, N skipped`.
+    Done(DoneCounts),
     /// `[trap] KIND at pc=0xHEX [addr=0xHEX] (DETAIL)`.
     Trap {
         /// Trap class, e.g. `page fault`.
@@ -73,13 +68,35 @@ pub enum Line {
     Other,
 }
 
+/// How a `[test]` line says its test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestOutcome {
+    /// `ok`.
+    Passed,
+    /// `FAILED reason`.
+    Failed(String),
+    /// `skipped reason`: the machine cannot run it.
+    Skipped(String),
+}
+
+/// The counts of a `[done]` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DoneCounts {
+    /// Tests that passed.
+    pub passed: u64,
+    /// Tests that failed.
+    pub failed: u64,
+    /// Tests that were skipped.
+    pub skipped: u64,
+}
+
 /// Parses one line (a trailing `\r` or `\n` is ignored).
 pub fn parse_line(raw: &str) -> Line {
     let line = raw.trim_end_matches(['\r', '\n']);
     let parsed = if let Some(rest) = line.strip_prefix("[stage] ") {
         parse_result(rest).map(|(name, result)| Line::Stage { name, result })
     } else if let Some(rest) = line.strip_prefix("[test] ") {
-        parse_result(rest).map(|(name, result)| Line::Test { name, result })
+        parse_test(rest)
     } else if let Some(rest) = line.strip_prefix("[done] ") {
         parse_done(rest)
     } else if let Some(rest) = line.strip_prefix("[trap] ") {
@@ -124,13 +141,37 @@ fn parse_result(rest: &str) -> Option<(String, Result<(), String>)> {
     Some((name.to_owned(), result))
 }
 
-/// `N passed, N failed`.
+/// `NAME ok`, `NAME FAILED reason` or `NAME skipped reason` (a skip needs its reason).
+fn parse_test(rest: &str) -> Option<Line> {
+    let (name, outcome) = match rest.split_once(' ') {
+        Some((name, verdict)) if verdict.starts_with("skipped") => {
+            let reason = verdict.strip_prefix("skipped ")?;
+            if reason.trim().is_empty() {
+                return None;
+            }
+            (name.to_owned(), TestOutcome::Skipped(reason.to_owned()))
+        }
+        _ => match parse_result(rest)? {
+            (name, Ok(())) => (name, TestOutcome::Passed),
+            (name, Err(reason)) => (name, TestOutcome::Failed(reason)),
+        },
+    };
+    if name.is_empty() {
+        return None;
+    }
+    Some(Line::Test { name, outcome })
+}
+
+/// `N passed, N failed, N skipped`.
 fn parse_done(rest: &str) -> Option<Line> {
-    let (passed, failed) = rest.split_once(", ")?;
-    Some(Line::Done {
-        passed: passed.strip_suffix(" passed")?.parse().ok()?,
-        failed: failed.strip_suffix(" failed")?.parse().ok()?,
-    })
+    let mut parts = rest.split(", ");
+    let mut count = |suffix: &str| parts.next()?.strip_suffix(suffix)?.parse().ok();
+    let counts = DoneCounts {
+        passed: count(" passed")?,
+        failed: count(" failed")?,
+        skipped: count(" skipped")?,
+    };
+    parts.next().is_none().then_some(Line::Done(counts))
 }
 
 /// `KIND at pc=0xHEX [addr=0xHEX] (DETAIL)`.
@@ -245,20 +286,28 @@ impl ConsoleLog {
         })
     }
 
-    /// `[test]` lines, in order: `(name, result)`.
-    pub fn tests(&self) -> impl Iterator<Item = (&str, &Result<(), String>)> {
+    /// `[test]` lines, in order: `(name, outcome)`.
+    pub fn tests(&self) -> impl Iterator<Item = (&str, &TestOutcome)> {
         self.lines.iter().filter_map(|l| match l {
-            Line::Test { name, result } => Some((name.as_str(), result)),
+            Line::Test { name, outcome } => Some((name.as_str(), outcome)),
             _ => None,
         })
     }
 
     /// `(passed, failed)` of every `[done]` line.
     pub fn done(&self) -> Vec<(u64, u64)> {
+        self.done_counts()
+            .into_iter()
+            .map(|d| (d.passed, d.failed))
+            .collect()
+    }
+
+    /// The counts of every `[done]` line.
+    pub fn done_counts(&self) -> Vec<DoneCounts> {
         self.lines
             .iter()
             .filter_map(|l| match l {
-                Line::Done { passed, failed } => Some((*passed, *failed)),
+                Line::Done(counts) => Some(*counts),
                 _ => None,
             })
             .collect()
@@ -304,28 +353,58 @@ mod tests {
             parse_line("[test] heap_alloc FAILED got 3, want 4"),
             Line::Test {
                 name: "heap_alloc".into(),
-                result: Err("got 3, want 4".into())
+                outcome: TestOutcome::Failed("got 3, want 4".into())
             }
         );
         assert_eq!(
             parse_line("[test] x FAILED"),
             Line::Test {
                 name: "x".into(),
-                result: Err(String::new())
+                outcome: TestOutcome::Failed(String::new())
             }
         );
+        assert_eq!(
+            parse_line("[test] x ok"),
+            Line::Test {
+                name: "x".into(),
+                outcome: TestOutcome::Passed
+            }
+        );
+        assert_eq!(
+            parse_line("[test] mm_asid_rollover skipped no PCID\r"),
+            Line::Test {
+                name: "mm_asid_rollover".into(),
+                outcome: TestOutcome::Skipped("no PCID".into())
+            }
+        );
+        // A skip must say why; anything else after the name is not the protocol.
+        for bad in [
+            "[test] x skipped",
+            "[test] x skipped ",
+            "[test] x maybe",
+            "[test]  ok",
+        ] {
+            assert!(matches!(parse_line(bad), Line::Malformed(_)), "{bad}");
+        }
     }
 
     #[test]
     fn done_line() {
         assert_eq!(
-            parse_line("[done] 12 passed, 0 failed\r"),
-            Line::Done {
+            parse_line("[done] 12 passed, 0 failed, 2 skipped\r"),
+            Line::Done(DoneCounts {
                 passed: 12,
-                failed: 0
-            }
+                failed: 0,
+                skipped: 2
+            })
         );
-        assert!(matches!(parse_line("[done] 12 passed"), Line::Malformed(_)));
+        for bad in [
+            "[done] 12 passed",
+            "[done] 12 passed, 0 failed",
+            "[done] 12 passed, 0 failed, 1 skipped, 3 more",
+        ] {
+            assert!(matches!(parse_line(bad), Line::Malformed(_)), "{bad}");
+        }
     }
 
     #[test]
@@ -421,11 +500,17 @@ mod tests {
     #[test]
     fn log_views() {
         let log = ConsoleLog::parse(
-            "junk\r\n[stage] serial ok\r\n[test] a ok\n[test] b FAILED no\n[done] 1 passed, 1 failed\n",
+            "junk\r\n[stage] serial ok\r\n[test] a ok\n[test] b FAILED no\n\
+             [done] 1 passed, 1 failed, 0 skipped\n",
         );
         assert!(!log.is_silent());
         assert_eq!(log.stages().count(), 1);
-        assert_eq!(log.tests().filter(|(_, r)| r.is_ok()).count(), 1);
+        assert_eq!(
+            log.tests()
+                .filter(|(_, r)| **r == TestOutcome::Passed)
+                .count(),
+            1
+        );
         assert_eq!(log.done(), [(1, 1)]);
         assert!(ConsoleLog::parse(" \n\r\n").is_silent());
     }

@@ -7,6 +7,7 @@
 //! after another, never in parallel (they share the target directory lock anyway).
 
 use crate::arch::Arch;
+use crate::workspace::Flavor;
 use crate::{userspace, workspace};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -24,28 +25,47 @@ pub struct Image {
 }
 
 impl Image {
-    /// Where the images of `arch` are (built or not).
-    pub fn paths(arch: Arch) -> Image {
+    /// Where the images of `arch` in `flavor` are (built or not).
+    pub fn paths_of(arch: Arch, flavor: Flavor) -> Image {
         Image {
-            elf: workspace::image_elf(arch),
-            boot: workspace::boot_image(arch),
+            elf: workspace::image_elf(arch, flavor),
+            boot: workspace::boot_image(arch, flavor),
             initrd: workspace::image_initrd(arch),
         }
     }
 }
 
-/// Builds the kernel and the initrd for `arch` into `target/images/<arch>/` and prints the
-/// paths.
+/// Builds the normal kernel and the initrd for `arch` into `target/images/<arch>/` and prints
+/// the paths.
 pub fn build(arch: Arch) -> Result<Image> {
+    build_flavor(arch, Flavor::Normal)
+}
+
+/// Builds the test kernel (feature `testing`) into `target/images/<arch>/test/` and the initrd,
+/// and prints the paths.
+pub fn build_test(arch: Arch) -> Result<Image> {
+    build_flavor(arch, Flavor::Test)
+}
+
+fn build_flavor(arch: Arch, flavor: Flavor) -> Result<Image> {
     let root = workspace::root();
     let (flags_var, flags) = arch.rustflags();
-    eprintln!("building the {arch} kernel ({})", arch.target());
-    let status = Command::new(workspace::cargo())
+    let what = match flavor {
+        Flavor::Normal => "kernel",
+        Flavor::Test => "test kernel",
+    };
+    eprintln!("building the {arch} {what} ({})", arch.target());
+    let mut cargo = Command::new(workspace::cargo());
+    cargo
         .current_dir(root)
         .args(["build", "-p", "strait-boot", "--bin", "kernel", "--release"])
-        .args(["--target", arch.target()])
+        .args(["--target", arch.target()]);
+    if flavor == Flavor::Test {
+        cargo.args(["--features", "testing"]);
+    }
+    let status = cargo
         .arg("--target-dir")
-        .arg(workspace::kernel_target_dir())
+        .arg(workspace::kernel_target_dir(flavor))
         .env(flags_var, flags)
         // Global flags would override the per-target ones and drop the kernel code model.
         .env_remove("RUSTFLAGS")
@@ -53,24 +73,24 @@ pub fn build(arch: Arch) -> Result<Image> {
         .status()
         .context("cannot start cargo")?;
     if !status.success() {
-        bail!("the {arch} kernel build failed ({status})");
+        bail!("the {arch} {what} build failed ({status})");
     }
 
-    let dir = workspace::image_dir(arch);
+    let dir = workspace::image_dir(arch, flavor);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let built = workspace::built_kernel(arch);
-    let elf = workspace::image_elf(arch);
+    let built = workspace::built_kernel(arch, flavor);
+    let elf = workspace::image_elf(arch, flavor);
     std::fs::copy(&built, &elf)
         .with_context(|| format!("cannot copy {} to {}", built.display(), elf.display()))?;
     println!("{arch}: {}", workspace::display(&elf));
 
     if arch.needs_flat_image() {
-        let flat = workspace::image_flat(arch);
+        let flat = workspace::image_flat(arch, flavor);
         objcopy_binary(&elf, &flat)?;
         println!("{arch}: {}", workspace::display(&flat));
     }
     userspace::build_initrd(arch)?;
-    Ok(Image::paths(arch))
+    Ok(Image::paths_of(arch, flavor))
 }
 
 /// `llvm-objcopy -O binary elf flat`.

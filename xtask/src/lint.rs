@@ -11,6 +11,7 @@
 use crate::arch::Arch;
 use crate::userspace;
 use crate::workspace;
+use crate::workspace::Flavor;
 use anyhow::{Context, Result};
 use std::process::Command;
 
@@ -29,22 +30,35 @@ pub fn run(arches: &[Arch]) -> Result<Vec<String>> {
         failed.push("host crates".to_owned());
     }
     for &arch in arches {
-        eprintln!("clippy: {arch} kernel ({})", arch.target());
-        let (flags_var, flags) = arch.rustflags();
-        let status = Command::new(workspace::cargo())
-            .current_dir(workspace::root())
-            .args(["clippy", "-p", "strait-boot", "-p", arch.arch_package()])
-            .args(["--target", arch.target()])
-            .arg("--target-dir")
-            .arg(workspace::kernel_target_dir())
-            .args(["--", "-D", "warnings"])
-            .env(flags_var, flags)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .status()
-            .context("cannot start cargo clippy")?;
-        if !status.success() {
-            failed.push(format!("{arch} kernel"));
+        // Both kernels: the test-only code (`testing` feature) and the normal build without it
+        // (where a test helper left behind would be dead code).
+        for flavor in [Flavor::Normal, Flavor::Test] {
+            let what = match flavor {
+                Flavor::Normal => "kernel",
+                Flavor::Test => "test kernel",
+            };
+            eprintln!("clippy: {arch} {what} ({})", arch.target());
+            let (flags_var, flags) = arch.rustflags();
+            let mut clippy = Command::new(workspace::cargo());
+            clippy
+                .current_dir(workspace::root())
+                .args(["clippy", "-p", "strait-boot", "-p", arch.arch_package()])
+                .args(["--target", arch.target()]);
+            if flavor == Flavor::Test {
+                clippy.args(["--features", "strait-boot/testing"]);
+            }
+            let status = clippy
+                .arg("--target-dir")
+                .arg(workspace::kernel_target_dir(flavor))
+                .args(["--", "-D", "warnings"])
+                .env(flags_var, flags)
+                .env_remove("RUSTFLAGS")
+                .env_remove("CARGO_ENCODED_RUSTFLAGS")
+                .status()
+                .context("cannot start cargo clippy")?;
+            if !status.success() {
+                failed.push(format!("{arch} {what}"));
+            }
         }
     }
     let packages = userspace::user_packages()?;

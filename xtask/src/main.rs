@@ -280,14 +280,23 @@ fn run(
         extra_args: qemu_args,
         ..default
     };
-    let image = images::Image::paths(arch);
+    // A command line that selects tests boots the test image (the normal kernel ignores `test=`).
+    let flavor = if test_catalog::Selection::from_cmdline(append).is_test_boot() {
+        workspace::Flavor::Test
+    } else {
+        workspace::Flavor::Normal
+    };
+    let image = images::Image::paths_of(arch, flavor);
     let args = qemu::command_line(arch, &image, append, &machine, &qemu::Console::Stdio, None);
     if print_cmd {
         println!("{}", qemu::shell_line(&args));
         return Ok(ExitCode::SUCCESS);
     }
     install::ensure_qemu(&[arch])?;
-    images::build(arch)?;
+    match flavor {
+        workspace::Flavor::Normal => images::build(arch)?,
+        workspace::Flavor::Test => images::build_test(arch)?,
+    };
     eprintln!("{}", qemu::shell_line(&args));
     let exit = qemu::run_interactive(arch, &args)?;
     eprintln!("guest exit: {exit}");
@@ -313,7 +322,7 @@ fn symbolize_log(
                         "cannot tell the architecture from the log's addresses; pass --arch or --elf",
                     )?,
             };
-            workspace::image_elf(arch)
+            workspace::image_elf(arch, workspace::Flavor::of_log(&log.text))
         }
     };
     let table = symbolize::SymbolTable::load(&elf)?;

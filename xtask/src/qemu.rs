@@ -70,6 +70,10 @@ impl Clock {
     pub fn args(self) -> [&'static str; 4] {
         ["-icount", self.icount, "-rtc", "clock=vm"]
     }
+
+    /// The kernel command-line word that tells the guest its time counts instructions (every
+    /// clock here has a fixed shift), so its tests may assert timing bounds.
+    pub const KERNEL_WORD: &'static str = test_catalog::EXACT_CLOCK_WORD;
 }
 
 impl fmt::Display for Clock {
@@ -118,7 +122,11 @@ pub fn command_line(
     args.push("-initrd".into());
     args.push(image.initrd.clone().into());
     args.push("-append".into());
-    args.push(append.into());
+    match clock {
+        Some(_) if append.is_empty() => args.push(Clock::KERNEL_WORD.into()),
+        Some(_) => args.push(format!("{append} {}", Clock::KERNEL_WORD).into()),
+        None => args.push(append.into()),
+    }
     args.extend(["-display", "none", "-no-reboot"].map(OsString::from));
     match console {
         Console::Stdio => args.extend(["-serial", "mon:stdio"].map(OsString::from)),
@@ -365,7 +373,7 @@ mod tests {
         assert_eq!(
             shell_line(&args),
             "qemu-system-x86_64 -M q35 -m 256M -smp 1 -kernel /i/kernel.elf \
-             -initrd /i/initrd.cpio -append test=all \
+             -initrd /i/initrd.cpio -append 'test=all clock=icount' \
              -display none -no-reboot -monitor none -serial file:/tmp/d/serial.log \
              -icount shift=3,sleep=off -rtc clock=vm \
              -device isa-debug-exit,iobase=0xf4,iosize=0x04"
@@ -387,7 +395,7 @@ mod tests {
         assert_eq!(
             line("bench", BENCH_CLOCK),
             "qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a72 -m 256M -smp 1 \
-             -kernel k.img -initrd i.cpio -append bench -display none -no-reboot \
+             -kernel k.img -initrd i.cpio -append 'bench clock=icount' -display none -no-reboot \
              -monitor none -serial file:s.log -icount shift=0,sleep=off -rtc clock=vm \
              -semihosting"
         );

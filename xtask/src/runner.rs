@@ -100,7 +100,7 @@ pub fn run(opts: &Options) -> Result<bool> {
         if plans.is_empty() {
             continue;
         }
-        let image = match images::build(arch) {
+        let image = match images::build_test(arch) {
             Ok(image) => image,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -8,7 +8,7 @@
 use crate::arch::Arch;
 use crate::qemu::{self, Machine};
 use crate::stages::Stages;
-use crate::verdict::{Check, Expect};
+use crate::verdict::{Check, Expect, ExpectedTest};
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
 use std::path::Path;
@@ -16,8 +16,6 @@ use std::time::Duration;
 
 /// Timeout when a scenario names none.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
-/// `min_tests` of a pass scenario that names none.
-pub const DEFAULT_MIN_TESTS: u64 = 1;
 
 /// What a scenario expects of the boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -49,6 +47,8 @@ struct ArchKeys {
     timeout_secs: Option<u64>,
     #[serde(default)]
     log_must_contain: Vec<String>,
+    #[serde(default)]
+    allow_skips: Vec<String>,
 }
 
 /// The file as written.
@@ -61,7 +61,6 @@ struct File {
     expect: Expectation,
     failed_stage: Option<String>,
     stages: Option<Vec<String>>,
-    min_tests: Option<u64>,
     timeout_secs: Option<u64>,
     #[serde(default)]
     log_must_contain: Vec<String>,
@@ -71,6 +70,8 @@ struct File {
     extra_args: Vec<String>,
     trap: Option<String>,
     symbol: Option<String>,
+    #[serde(default)]
+    allow_skips: Vec<String>,
     #[serde(default)]
     x86_64: ArchKeys,
     #[serde(default)]
@@ -159,6 +160,27 @@ impl Scenario {
             tables.iter().any(|(_, t)| !t.skip),
             "every architecture is skipped"
         );
+        let selection = test_catalog::Selection::from_cmdline(&file.append);
+        let unknown: Vec<&str> = selection.unknown().collect();
+        ensure!(
+            unknown.is_empty(),
+            "`append` selects tests the catalog (tests/catalog) does not have: {}",
+            unknown.join(", ")
+        );
+        let skips = file
+            .allow_skips
+            .iter()
+            .chain(tables.iter().flat_map(|(_, t)| &t.allow_skips));
+        for name in skips {
+            ensure!(
+                file.expect == Expectation::Pass,
+                "`allow_skips` applies only to expect = \"pass\""
+            );
+            ensure!(
+                selection.tests().any(|t| t.name == name),
+                "`allow_skips` names `{name}`, which this scenario's `test=` does not run"
+            );
+        }
         let crash_key = file.trap.is_some()
             || file.symbol.is_some()
             || tables
@@ -176,16 +198,8 @@ impl Scenario {
                     !crash_key,
                     "`trap` and `symbol` apply only to expect = \"crash\""
                 );
-                ensure!(
-                    file.min_tests.is_none(),
-                    "`min_tests` applies only to expect = \"pass\""
-                );
             }
             Expectation::Crash => {
-                ensure!(
-                    file.min_tests.is_none(),
-                    "`min_tests` applies only to expect = \"pass\""
-                );
                 for (arch, t) in tables {
                     if !t.skip && t.trap.is_none() && file.trap.is_none() {
                         bail!("expect = \"crash\" needs `trap` (top level or [{arch}])");
@@ -257,7 +271,15 @@ impl Scenario {
         };
         let expect = match f.expect {
             Expectation::Pass => Expect::Pass {
-                min_tests: f.min_tests.unwrap_or(DEFAULT_MIN_TESTS),
+                expected: ExpectedTest::for_selection(test_catalog::Selection::from_cmdline(
+                    &f.append,
+                )),
+                allow_skips: f
+                    .allow_skips
+                    .iter()
+                    .chain(&t.allow_skips)
+                    .cloned()
+                    .collect(),
             },
             Expectation::Crash => Expect::Crash {
                 trap: t.trap.clone().or_else(|| f.trap.clone()),
@@ -369,7 +391,22 @@ trap = "data abort"
         assert!(s.plan(Arch::Aarch64, None).is_none());
         let p = s.plan(Arch::X86_64, Some(2)).unwrap();
         assert_eq!(p.check.stages, ["serial", "bootinfo", "traps"]);
-        assert_eq!(p.check.expect, Expect::Pass { min_tests: 1 });
+        let Expect::Pass {
+            expected,
+            allow_skips,
+        } = &p.check.expect
+        else {
+            panic!("{:?}", p.check.expect)
+        };
+        assert!(allow_skips.is_empty());
+        // test=all: every catalog test that does not end the boot, in catalog order.
+        let all: Vec<&str> = test_catalog::TESTS
+            .iter()
+            .filter(|t| !t.ends_boot)
+            .map(|t| t.name)
+            .collect();
+        let names: Vec<&str> = expected.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, all);
         assert_eq!(
             p.machine,
             Machine {
@@ -413,6 +450,7 @@ trap = "data abort"
         assert!(Scenario::parse("s", &with, &st).is_ok());
         assert!(bad(&format!("{with}stages = [\"serial\"]\n")).contains("`stages`"));
         assert!(bad(&format!("{with}min_tests = 1\n")).contains("min_tests"));
+        assert!(bad(&format!("{with}allow_skips = [\"notify\"]\n")).contains("allow_skips"));
         assert!(bad(&format!("{with}trap = \"x\"\n")).contains("crash"));
         assert!(bad(&format!("{with}[x86_64]\nsymbol = \"f\"\n")).contains("crash"));
         assert!(
@@ -450,6 +488,21 @@ trap = "data abort"
                 .contains("min_tests")
         );
         assert!(bad("description = \"d\"\nexpect = \"maybe\"\n").contains("maybe"));
+        assert!(bad(&format!("{base}append = \"test=heap_alloc,nope\"\n")).contains("nope"));
+        let one = format!("{base}append = \"test=heap_alloc\"\n");
+        assert!(Scenario::parse("s", &one, &st).is_ok());
+        assert!(
+            bad(&format!("{one}allow_skips = [\"mm_asid_rollover\"]\n")).contains("does not run")
+        );
+        let allowed =
+            format!("{base}append = \"test=all\"\n[x86_64]\nallow_skips = [\"notify\"]\n");
+        let s = Scenario::parse("s", &allowed, &st).unwrap();
+        let skips = |arch| match s.plan(arch, None).unwrap().check.expect {
+            Expect::Pass { allow_skips, .. } => allow_skips,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(skips(Arch::X86_64), ["notify"]);
+        assert!(skips(Arch::Aarch64).is_empty());
         assert!(Scenario::parse("Bad-Name", base, &st).is_err());
     }
 

@@ -11,7 +11,7 @@
 
 use crate::arch::Arch;
 use crate::symbolize::{self, SymbolTable};
-use crate::workspace;
+use crate::workspace::{self, Flavor};
 use anyhow::{Context, Result, bail};
 use kernel_core::trace::{EventKind, TraceEvent, parse_line, parse_site_line};
 use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
@@ -236,7 +236,12 @@ pub fn decode(log: &str, image: Option<&KernelImage>) -> Vec<String> {
 
 /// The ELF to annotate with: `elf`, or the image of `arch`, or of the architecture guessed from
 /// the lock addresses; `None` when nothing names one (the decode then goes without).
-fn image_path(events: &[TraceEvent], arch: Option<Arch>, elf: Option<PathBuf>) -> Option<PathBuf> {
+fn image_path(
+    events: &[TraceEvent],
+    arch: Option<Arch>,
+    elf: Option<PathBuf>,
+    flavor: Flavor,
+) -> Option<PathBuf> {
     if elf.is_some() {
         return elf;
     }
@@ -246,7 +251,7 @@ fn image_path(events: &[TraceEvent], arch: Option<Arch>, elf: Option<PathBuf>) -
             .filter(|e| e.kind == EventKind::LockAcquire)
             .find_map(|e| Arch::of_kernel_address(e.a))
     })?;
-    Some(workspace::image_elf(arch))
+    Some(workspace::image_elf(arch, flavor))
 }
 
 /// `cargo xtask trace LOGFILE [--arch X | --elf PATH]`.
@@ -259,7 +264,7 @@ pub fn run(logfile: &Path, arch: Option<Arch>, elf: Option<PathBuf>) -> Result<E
         bail!("no [trace] event lines in {}", logfile.display());
     }
     let explicit = arch.is_some() || elf.is_some();
-    let image = match image_path(&events, arch, elf) {
+    let image = match image_path(&events, arch, elf, Flavor::of_log(&log)) {
         Some(path) if explicit => Some(KernelImage::load(&path)?),
         Some(path) => match KernelImage::load(&path) {
             Ok(image) => Some(image),
@@ -448,19 +453,19 @@ mod tests {
     fn the_image_is_guessed_from_lock_addresses() {
         let x86 = [ev(1, 0, EventKind::LockAcquire, 0xffff_ffff_8020_0000, 0)];
         assert_eq!(
-            image_path(&x86, None, None),
-            Some(workspace::image_elf(Arch::X86_64))
+            image_path(&x86, None, None, Flavor::Test),
+            Some(workspace::image_elf(Arch::X86_64, Flavor::Test))
         );
         assert_eq!(
-            image_path(&x86, Some(Arch::Aarch64), None),
-            Some(workspace::image_elf(Arch::Aarch64))
+            image_path(&x86, Some(Arch::Aarch64), None, Flavor::Normal),
+            Some(workspace::image_elf(Arch::Aarch64, Flavor::Normal))
         );
         assert_eq!(
-            image_path(&x86, None, Some("k.elf".into())),
+            image_path(&x86, None, Some("k.elf".into()), Flavor::Test),
             Some(PathBuf::from("k.elf"))
         );
         assert_eq!(
-            image_path(&[ev(1, 0, EventKind::Irq, 1, 0)], None, None),
+            image_path(&[ev(1, 0, EventKind::Irq, 1, 0)], None, None, Flavor::Test),
             None
         );
     }

@@ -78,7 +78,7 @@ pub fn build_initrd(arch: Arch) -> Result<PathBuf> {
     }
 
     let path = workspace::image_initrd(arch);
-    let dir = workspace::image_dir(arch);
+    let dir = workspace::image_dir(arch, workspace::Flavor::Normal);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(&path, pack_newc(&files))
         .with_context(|| format!("cannot write {}", path.display()))?;

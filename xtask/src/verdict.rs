@@ -2,14 +2,16 @@
 //! expects?
 //!
 //! Owns the rules (see `tests/README.md`): the expected stages each report `ok`, in order, and
-//! none reports `FAILED`; the exit status matches the expectation; a pass run has only `ok`
-//! tests, at least `min_tests` of them, and one `[done]` whose counts equal the `[test]` lines;
+//! none reports `FAILED`; the exit status matches the expectation; a pass run reports every
+//! expected test (the test catalog's tests for the scenario's `test=` selection) exactly once,
+//! `ok` or (where the scenario allows it) `skipped`, no other test, and one `[done]` whose counts
+//! equal the `[test]` lines;
 //! a crash run has a `[trap]` or `[panic]` report whose kind matches and whose symbolized frames
 //! name the expected function; a stage-fails run has the expected stage `FAILED` after the
 //! expected `ok` stages, exit status failed and no crash; every `log_must_contain` substring
 //! appears. Pure: no I/O.
 
-use crate::console::{ConsoleLog, Line};
+use crate::console::{ConsoleLog, Line, TestOutcome};
 use crate::qemu::{GuestExit, Outcome};
 use crate::symbolize::{self, SymbolTable};
 
@@ -29,8 +31,10 @@ pub struct Check {
 pub enum Expect {
     /// All tests pass.
     Pass {
-        /// Fewest `[test] ... ok` lines accepted.
-        min_tests: u64,
+        /// The tests that must each report exactly once (and no others), in catalog order.
+        expected: Vec<ExpectedTest>,
+        /// Tests that may report `skipped` instead of `ok` on this machine.
+        allow_skips: Vec<String>,
     },
     /// A deliberate trap or panic.
     Crash {
@@ -45,6 +49,41 @@ pub enum Expect {
         /// The stage that must report `FAILED`.
         stage: String,
     },
+}
+
+/// A test a pass run must report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedTest {
+    /// Its name.
+    pub name: String,
+    /// Who runs it (where to look when it is missing).
+    pub runner: test_catalog::Runner,
+}
+
+impl ExpectedTest {
+    /// Every test the catalog runs for `selection`.
+    pub fn for_selection(selection: test_catalog::Selection<'_>) -> Vec<ExpectedTest> {
+        selection
+            .tests()
+            .map(|t| ExpectedTest {
+                name: t.name.to_owned(),
+                runner: t.runner,
+            })
+            .collect()
+    }
+
+    /// Where a missing report of this test comes from.
+    fn who(&self) -> &'static str {
+        match self.runner {
+            test_catalog::Runner::Kernel => "a kernel test (boot/src/selftests.rs)",
+            test_catalog::Runner::Init => {
+                "a user test that init runs and reports with TestReport (servers/init/src/tests)"
+            }
+            test_catalog::Runner::KernelAfterInit => {
+                "a check the kernel makes after init ends (boot/src/main.rs)"
+            }
+        }
+    }
 }
 
 /// The judgement on one run.
@@ -108,7 +147,10 @@ pub fn judge(
     }
     let timed_out = matches!(outcome, Outcome::TimedOut(_));
     match &check.expect {
-        Expect::Pass { min_tests } => check_pass(*min_tests, log, timed_out, &mut v),
+        Expect::Pass {
+            expected,
+            allow_skips,
+        } => check_pass(expected, allow_skips, log, timed_out, &mut v),
         Expect::Crash { trap, symbol } => {
             check_crash(trap.as_deref(), symbol.as_deref(), log, symbols, &mut v);
         }
@@ -199,8 +241,8 @@ fn check_stages(expected: &[String], failing: Option<&str>, log: &ConsoleLog, v:
 
 /// A stage-fails run: no `[trap]` or `[panic]`, no `[test] ... FAILED`.
 fn check_no_crash_or_failed_test(log: &ConsoleLog, v: &mut Verdict) {
-    for (name, result) in log.tests() {
-        if let Err(reason) = result {
+    for (name, outcome) in log.tests() {
+        if let TestOutcome::Failed(reason) = outcome {
             v.fail(format!("test {name} FAILED: {reason}"));
         }
     }
@@ -209,16 +251,38 @@ fn check_no_crash_or_failed_test(log: &ConsoleLog, v: &mut Verdict) {
     }
 }
 
-/// `timed_out`: a missing `[done]` is then no news and not reported again.
-fn check_pass(min_tests: u64, log: &ConsoleLog, timed_out: bool, v: &mut Verdict) {
-    let mut ok = 0u64;
-    let mut failed = 0u64;
-    for (name, result) in log.tests() {
-        match result {
-            Ok(()) => ok += 1,
-            Err(reason) => {
+/// A pass run: every expected test exactly once, `ok` or an allowed skip; nothing unexpected;
+/// one `[done]` line that counts the `[test]` lines. `timed_out`: a missing `[done]` or test is
+/// then no news and not reported again.
+fn check_pass(
+    expected: &[ExpectedTest],
+    allow_skips: &[String],
+    log: &ConsoleLog,
+    timed_out: bool,
+    v: &mut Verdict,
+) {
+    let (mut ok, mut failed, mut skipped) = (0u64, 0u64, 0u64);
+    for (name, outcome) in log.tests() {
+        if !expected.iter().any(|t| t.name == name) {
+            v.fail(format!(
+                "unexpected test {name}: the test catalog (tests/catalog) does not run it for \
+                 this command line"
+            ));
+        }
+        match outcome {
+            TestOutcome::Passed => ok += 1,
+            TestOutcome::Failed(reason) => {
                 failed += 1;
                 v.fail(format!("test {name} FAILED: {reason}"));
+            }
+            TestOutcome::Skipped(reason) => {
+                skipped += 1;
+                if !allow_skips.iter().any(|s| s == name) {
+                    v.fail(format!(
+                        "test {name} skipped ({reason}), and the scenario does not allow that \
+                         skip (allow_skips)"
+                    ));
+                }
             }
         }
     }
@@ -227,24 +291,30 @@ fn check_pass(min_tests: u64, log: &ConsoleLog, timed_out: bool, v: &mut Verdict
         crashed = true;
         v.fail(format!("unexpected {}", describe(report)));
     }
-    match log.done()[..] {
-        [] if timed_out || crashed => return,
+    for test in expected {
+        match log.tests().filter(|(name, _)| *name == test.name).count() {
+            0 if timed_out || crashed => {}
+            0 => v.fail(format!("test {} never reported: {}", test.name, test.who())),
+            1 => {}
+            n => v.fail(format!("test {} reported {n} times", test.name)),
+        }
+    }
+    match log.done_counts()[..] {
+        [] if timed_out || crashed => {}
         [] => v.fail("no [done] line"),
-        [(p, f)] => {
-            if f != 0 {
-                v.fail(format!("[done] reports {f} failed"));
+        [done] => {
+            if done.failed != 0 {
+                v.fail(format!("[done] reports {} failed", done.failed));
             }
-            if p != ok || f != failed {
+            if (done.passed, done.failed, done.skipped) != (ok, failed, skipped) {
                 v.fail(format!(
-                    "[done] says {p} passed, {f} failed but the log has {ok} ok and {failed} \
-                     FAILED [test] lines"
+                    "[done] says {} passed, {} failed, {} skipped but the log has {ok} ok, \
+                     {failed} FAILED and {skipped} skipped [test] lines",
+                    done.passed, done.failed, done.skipped
                 ));
             }
         }
         ref several => v.fail(format!("{} [done] lines", several.len())),
-    }
-    if ok < min_tests {
-        v.fail(format!("{ok} tests passed, expected at least {min_tests}"));
     }
 }
 
@@ -321,8 +391,21 @@ mod tests {
         }
     }
 
+    fn expected(names: &[&str]) -> Vec<ExpectedTest> {
+        names
+            .iter()
+            .map(|n| ExpectedTest {
+                name: (*n).to_owned(),
+                runner: test_catalog::Runner::Kernel,
+            })
+            .collect()
+    }
+
     fn pass() -> Check {
-        check(Expect::Pass { min_tests: 2 })
+        check(Expect::Pass {
+            expected: expected(&["a", "b"]),
+            allow_skips: Vec::new(),
+        })
     }
 
     fn crash() -> Check {
@@ -343,7 +426,7 @@ mod tests {
     #[test]
     fn a_clean_test_boot_passes() {
         let log = format!(
-            "[bootinfo] 2 ranges\r\n{STAGES}[test] a ok\r\n[test] b ok\n[done] 2 passed, 0 failed\n"
+            "[bootinfo] 2 ranges\r\n{STAGES}[test] a ok\r\n[test] b ok\n[done] 2 passed, 0 failed, 0 skipped\n"
         );
         let v = run(&pass(), &log, exited(GuestExit::Passed));
         assert!(v.passed(), "{v:?}");
@@ -352,7 +435,7 @@ mod tests {
     #[test]
     fn a_failed_test_fails_with_its_reason() {
         let log = format!(
-            "{STAGES}[test] a ok\n[test] b FAILED got 3\n[test] c ok\n[done] 2 passed, 1 failed\n"
+            "{STAGES}[test] a ok\n[test] b FAILED got 3\n[test] c ok\n[done] 2 passed, 1 failed, 0 skipped\n"
         );
         let v = run(&pass(), &log, exited(GuestExit::Failed));
         assert!(!v.passed());
@@ -363,7 +446,8 @@ mod tests {
 
     #[test]
     fn done_counts_must_match_the_test_lines() {
-        let log = format!("{STAGES}[test] a ok\n[test] b ok\n[done] 3 passed, 0 failed\n");
+        let log =
+            format!("{STAGES}[test] a ok\n[test] b ok\n[done] 3 passed, 0 failed, 0 skipped\n");
         let v = run(&pass(), &log, exited(GuestExit::Passed));
         assert_eq!(v.failures.len(), 1, "{v:?}");
         assert!(v.failures[0].contains("[done] says 3 passed"));
@@ -376,10 +460,45 @@ mod tests {
     }
 
     #[test]
-    fn too_few_tests_fail() {
-        let log = format!("{STAGES}[test] a ok\n[done] 1 passed, 0 failed\n");
+    fn a_missing_test_fails_by_name() {
+        let log = format!("{STAGES}[test] a ok\n[done] 1 passed, 0 failed, 0 skipped\n");
         let v = run(&pass(), &log, exited(GuestExit::Passed));
-        assert_eq!(v.failures, ["1 tests passed, expected at least 2"]);
+        assert_eq!(v.failures.len(), 1, "{v:?}");
+        assert!(v.failures[0].starts_with("test b never reported: a kernel test"));
+    }
+
+    #[test]
+    fn duplicate_and_unexpected_tests_fail_by_name() {
+        let log = format!(
+            "{STAGES}[test] a ok\n[test] b ok\n[test] a ok\n[test] zz ok\n\
+             [done] 4 passed, 0 failed, 0 skipped\n"
+        );
+        let v = run(&pass(), &log, exited(GuestExit::Passed));
+        assert_eq!(v.failures.len(), 2, "{v:?}");
+        assert!(v.failures[0].starts_with("unexpected test zz"));
+        assert_eq!(v.failures[1], "test a reported 2 times");
+    }
+
+    #[test]
+    fn a_skip_passes_only_where_the_scenario_allows_it() {
+        let log = format!(
+            "{STAGES}[test] a ok\n[test] b skipped no PCID\n\
+             [done] 1 passed, 0 failed, 1 skipped\n"
+        );
+        let v = run(&pass(), &log, exited(GuestExit::Passed));
+        assert_eq!(v.failures.len(), 1, "{v:?}");
+        assert!(v.failures[0].starts_with("test b skipped (no PCID), and the scenario"));
+        let allowing = check(Expect::Pass {
+            expected: expected(&["a", "b"]),
+            allow_skips: vec!["b".into()],
+        });
+        let v = run(&allowing, &log, exited(GuestExit::Passed));
+        assert!(v.passed(), "{v:?}");
+        // The skip still counts in [done].
+        let miscounted = log.replace("1 skipped", "0 skipped");
+        let v = run(&allowing, &miscounted, exited(GuestExit::Passed));
+        assert_eq!(v.failures.len(), 1, "{v:?}");
+        assert!(v.failures[0].contains("[done] says 1 passed, 0 failed, 0 skipped"));
     }
 
     #[test]
@@ -403,7 +522,7 @@ mod tests {
     #[test]
     fn stages_out_of_order_fail() {
         let log = "[stage] bootinfo ok\n[stage] serial ok\n[stage] frames ok\n[stage] heap ok\n\
-                   [stage] traps ok\n[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed\n";
+                   [stage] traps ok\n[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed, 0 skipped\n";
         let v = run(&pass(), log, exited(GuestExit::Passed));
         assert_eq!(v.failures.len(), 1);
         assert!(v.failures[0].starts_with("stages out of order"));
@@ -422,7 +541,8 @@ mod tests {
 
     #[test]
     fn an_unexpected_reset_fails_a_pass_run() {
-        let log = format!("{STAGES}[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed\n");
+        let log =
+            format!("{STAGES}[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed, 0 skipped\n");
         let v = run(
             &pass(),
             &log,
@@ -477,7 +597,8 @@ mod tests {
 
     #[test]
     fn a_crash_run_without_report_or_with_the_wrong_exit_fails() {
-        let log = format!("{STAGES}[test] fault_unmapped ok\n[done] 1 passed, 0 failed\n");
+        let log =
+            format!("{STAGES}[test] fault_unmapped ok\n[done] 1 passed, 0 failed, 0 skipped\n");
         let v = run(&crash(), &log, exited(GuestExit::Passed));
         assert!(
             v.failures
@@ -531,7 +652,8 @@ mod tests {
 
     #[test]
     fn a_stage_that_should_fail_but_passes_fails() {
-        let log = format!("{STAGES}[stage] init ok\n[test] a ok\n[done] 1 passed, 0 failed\n");
+        let log =
+            format!("{STAGES}[stage] init ok\n[test] a ok\n[done] 1 passed, 0 failed, 0 skipped\n");
         let v = run(&stage_fails(), &log, exited(GuestExit::Passed));
         assert_eq!(
             v.failures,
@@ -621,8 +743,9 @@ mod tests {
     fn must_contain_and_malformed_lines() {
         let mut c = pass();
         c.log_must_contain = vec!["[cmdline] ignored".into()];
-        let log =
-            format!("{STAGES}[test] a ok\n[test] b ok\n[test] c\n[done] 2 passed, 0 failed\n");
+        let log = format!(
+            "{STAGES}[test] a ok\n[test] b ok\n[test] c\n[done] 2 passed, 0 failed, 0 skipped\n"
+        );
         let v = run(&c, &log, exited(GuestExit::Passed));
         assert_eq!(
             v.failures,
@@ -632,7 +755,7 @@ mod tests {
             ]
         );
         let log = format!(
-            "{STAGES}[cmdline] ignored 'foo=bar'\n[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed\n"
+            "{STAGES}[cmdline] ignored 'foo=bar'\n[test] a ok\n[test] b ok\n[done] 2 passed, 0 failed, 0 skipped\n"
         );
         assert!(run(&c, &log, exited(GuestExit::Passed)).passed());
     }

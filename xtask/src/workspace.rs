@@ -16,14 +16,50 @@ pub fn root() -> &'static Path {
         .expect("xtask lives one level below the workspace root")
 }
 
-/// The target directory of the kernel builds (kept apart from the host builds).
-pub fn kernel_target_dir() -> PathBuf {
-    root().join("target").join("kernel")
+/// Which kernel an image holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// The kernel as it ships: no in-kernel tests, no `TestReport`, no test hooks.
+    Normal,
+    /// A test image: built with the kernel's `testing` feature (`cargo xtask test`).
+    Test,
+}
+
+impl Flavor {
+    /// The flavor of the kernel that printed `log`: a test image when its command line (the
+    /// `[bootinfo] cmdline` line) selects tests, else a normal one. Symbolizing with the other
+    /// flavor's ELF would name the wrong functions.
+    pub fn of_log(log: &str) -> Flavor {
+        let selects_tests = log.lines().any(|line| {
+            line.trim_start().starts_with("[bootinfo] cmdline")
+                && test_catalog::Selection::from_cmdline(
+                    line.trim_end()
+                        .trim_end_matches('"')
+                        .replace('"', " ")
+                        .as_str(),
+                )
+                .is_test_boot()
+        });
+        if selects_tests {
+            Flavor::Test
+        } else {
+            Flavor::Normal
+        }
+    }
+}
+
+/// The target directory of the kernel builds (kept apart from the host builds, and the test
+/// kernel apart from the normal one, so that switching does not rebuild either).
+pub fn kernel_target_dir(flavor: Flavor) -> PathBuf {
+    match flavor {
+        Flavor::Normal => root().join("target").join("kernel"),
+        Flavor::Test => root().join("target").join("kernel-test"),
+    }
 }
 
 /// Where `cargo build` leaves the kernel ELF for `arch`.
-pub fn built_kernel(arch: Arch) -> PathBuf {
-    kernel_target_dir()
+pub fn built_kernel(arch: Arch, flavor: Flavor) -> PathBuf {
+    kernel_target_dir(flavor)
         .join(arch.target())
         .join("release")
         .join("kernel")
@@ -44,33 +80,39 @@ pub fn user_linker_script() -> PathBuf {
     servers_dir().join("rt").join("user.ld")
 }
 
-/// `target/images/<arch>`: the images QEMU boots.
-pub fn image_dir(arch: Arch) -> PathBuf {
-    root().join("target").join("images").join(arch.name())
-}
-
-/// The kernel ELF with symbols (both architectures).
-pub fn image_elf(arch: Arch) -> PathBuf {
-    image_dir(arch).join("kernel.elf")
-}
-
-/// The flat binary made from the ELF (AArch64 only).
-pub fn image_flat(arch: Arch) -> PathBuf {
-    image_dir(arch).join("kernel.img")
-}
-
-/// The file QEMU's `-kernel` gets for `arch`.
-pub fn boot_image(arch: Arch) -> PathBuf {
-    if arch.needs_flat_image() {
-        image_flat(arch)
-    } else {
-        image_elf(arch)
+/// `target/images/<arch>` (normal) or `target/images/<arch>/test` (test image): the images
+/// QEMU boots.
+pub fn image_dir(arch: Arch, flavor: Flavor) -> PathBuf {
+    let dir = root().join("target").join("images").join(arch.name());
+    match flavor {
+        Flavor::Normal => dir,
+        Flavor::Test => dir.join("test"),
     }
 }
 
-/// The initial RAM disk of the user programs (cpio `newc`, both architectures).
+/// The kernel ELF with symbols (both architectures).
+pub fn image_elf(arch: Arch, flavor: Flavor) -> PathBuf {
+    image_dir(arch, flavor).join("kernel.elf")
+}
+
+/// The flat binary made from the ELF (AArch64 only).
+pub fn image_flat(arch: Arch, flavor: Flavor) -> PathBuf {
+    image_dir(arch, flavor).join("kernel.img")
+}
+
+/// The file QEMU's `-kernel` gets for `arch`.
+pub fn boot_image(arch: Arch, flavor: Flavor) -> PathBuf {
+    if arch.needs_flat_image() {
+        image_flat(arch, flavor)
+    } else {
+        image_elf(arch, flavor)
+    }
+}
+
+/// The initial RAM disk of the user programs (cpio `newc`, both architectures; the same user
+/// programs for both flavors, so it lives beside the normal image).
 pub fn image_initrd(arch: Arch) -> PathBuf {
-    image_dir(arch).join("initrd.cpio")
+    image_dir(arch, Flavor::Normal).join("initrd.cpio")
 }
 
 /// `target/bench`: `<arch>.json` of each benchmark run, `<arch>.log` of a failed one.

@@ -10,7 +10,9 @@
 //!
 //! Until the branch to the higher half this code runs at the physical address: it must use only
 //! PC-relative addressing (`adr`, `adrp`, `b`, `bl`, literal loads) and must never touch the
-//! stack. Secondary CPUs never come here: under PSCI they stay off until the kernel asks.
+//! stack. Secondary CPUs never come here: under PSCI they stay off until the kernel asks. The
+//! exception level it was entered at is read from `CurrentEL` first thing, kept in a register
+//! and printed once the console is up (`[boot] aarch64: entered at EL...`).
 
 use crate::boot_mmu::{SCTLR_MMU_OFF, TCR_EPD0};
 use crate::layout::HHDM_BASE;
@@ -68,6 +70,7 @@ strait_primary_entry:
     mov     x19, x0                     // device tree (physical); x19 survives until Rust
     mrs     x0, CurrentEL
     ubfx    x0, x0, #2, #2
+    mov     x20, x0                     // the EL we were entered at; x20 survives until Rust too
     cmp     x0, #1
     b.eq    .Lat_el1
     cmp     x0, #2
@@ -166,6 +169,7 @@ strait_high_entry:
     mov     x29, xzr                    // the backtrace ends here
     mov     x30, xzr
     mov     x0, x19
+    mov     x1, x20
     bl      {early_main}
 6:  wfi
     b       6b
@@ -240,11 +244,21 @@ pub fn boot_info() -> &'static BootInfo {
 }
 
 /// First Rust code: runs in the higher half on the boot stack with the early vectors installed.
-extern "C" fn early_main(dtb_phys: u64) -> ! {
+/// `entry_el` is the exception level the loader entered the kernel at, as the entry code read it
+/// from `CurrentEL` before anything else (1 or 2: the entry code stops on any other).
+extern "C" fn early_main(dtb_phys: u64, entry_el: u64) -> ! {
     let info = BOOT_INFO.call_once(|| dtb::parse(dtb_phys));
     if let Some(ConsoleDevice::Pl011 { base }) = info.console {
         serial::init(base);
     }
+    // Which way the boot came matters (the EL2 set-up above runs only from EL2): say it, from
+    // what the hardware said, for scenarios that must prove they took the EL2 path.
+    serial::write(match entry_el {
+        1 => b"[boot] aarch64: entered at EL1\n",
+        2 => b"[boot] aarch64: entered at EL2, dropped to EL1\n",
+        // Unreachable: the entry code stops at any other level.
+        _ => b"[boot] aarch64: entered at an unknown exception level\n",
+    });
     if info.device_tree.is_none() {
         serial::write(b"[aarch64] no usable device tree: console on the QEMU virt PL011 only\n");
     }

@@ -474,10 +474,13 @@ fn is_abort(slot: u64, ec: u64) -> bool {
         )
 }
 
-/// `esr=0x.. ec=0x.. iss=0x.. far_valid=..`
+/// `esr=0x.. ec=0x.. iss=0x.. far_valid=..`, and for an abort `fsc=0x.. (STATUS)`: which
+/// translation or permission check failed, at which level (a scenario can then tell a
+/// permission fault from a missing mapping).
 struct Syndrome {
     esr: u64,
     far_valid: bool,
+    abort: bool,
 }
 
 impl fmt::Display for Syndrome {
@@ -489,7 +492,35 @@ impl fmt::Display for Syndrome {
             exception_class(self.esr),
             self.esr & 0x1ff_ffff,
             self.far_valid
-        )
+        )?;
+        if self.abort {
+            let fsc = self.esr & 0x3f;
+            write!(f, " fsc={fsc:#x} (")?;
+            write_fault_status(f, fsc)?;
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+/// The meaning of an abort's fault status code (ESR_EL1.ISS.DFSC/IFSC, bits 0..6; Arm ARM
+/// D17.2.37, the 4 KiB-granule, non-LPA2 encodings).
+fn write_fault_status(f: &mut dyn Write, fsc: u64) -> fmt::Result {
+    let level = fsc & 0b11;
+    let with_level = |f: &mut dyn Write, what: &str| write!(f, "{what}, level {level}");
+    match fsc {
+        0x00..=0x03 => with_level(f, "address size fault"),
+        0x04..=0x07 => with_level(f, "translation fault"),
+        0x08..=0x0b => with_level(f, "access flag fault"),
+        0x0c..=0x0f => with_level(f, "permission fault"),
+        0x10 => f.write_str("synchronous external abort"),
+        0x11 => f.write_str("tag check fault"),
+        0x14..=0x17 => with_level(f, "external abort on a table walk"),
+        0x18 => f.write_str("parity or ECC error"),
+        0x21 => f.write_str("alignment fault"),
+        0x30 => f.write_str("TLB conflict abort"),
+        0x31 => f.write_str("unsupported atomic update"),
+        _ => f.write_str("other fault status"),
     }
 }
 
@@ -531,6 +562,7 @@ fn fatal(frame: &TrapFrame, slot: u64) -> ! {
         detail: &Syndrome {
             esr: frame.esr,
             far_valid,
+            abort: is_abort(slot, ec),
         },
     };
     let overflow = (ec == EC_DATA_ABORT)

@@ -3,8 +3,10 @@
 //!
 //! Owns the kernel's half of the fault protocol (`abi::fault`): the message, the wait for the
 //! pager's reply, and the kill with its one-line report when there is no pager, the pager fails
-//! or it answers anything but `RESUME`. It must never let a user fault reach the kernel's fatal
-//! trap path: whatever user space does, the kernel carries on.
+//! or it answers anything but `RESUME`; and per thread the record of its last fault (the words of
+//! the fault message), which `ThreadState` reports for a thread whose fault is with its pager or
+//! that its fault killed. It must never let a user fault reach the kernel's fatal trap path:
+//! whatever user space does, the kernel carries on.
 
 use super::ipc;
 use super::objects::kernel;
@@ -12,8 +14,62 @@ use super::{UserFrame, process_of};
 use crate::sched;
 use abi::MessageInfo;
 use abi::fault::{FAULT_LABEL, FaultKind, RESUME, access};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::hal::UserFault;
 use kernel_core::ipc::Message;
+use kernel_core::thread::{MAX_THREADS, ThreadId};
+
+/// The last fault of the user thread in one thread slot.
+struct FaultRecord {
+    /// Words 0..3 of the fault message (`abi::fault`). Written only by the thread itself, on its
+    /// own fault.
+    words: [AtomicU64; 4],
+    /// Raw ID of the thread these words killed (0: none). Set by the thread itself just before
+    /// it ends, so a record of an earlier occupant of the slot never passes for a new one's.
+    fatal_to: AtomicU64,
+}
+
+static FAULTS: [FaultRecord; MAX_THREADS] = [const {
+    FaultRecord {
+        words: [const { AtomicU64::new(0) }; 4],
+        fatal_to: AtomicU64::new(0),
+    }
+}; MAX_THREADS];
+
+/// The fault as the words of the fault message.
+fn message_words(fault: &UserFault) -> [u64; 4] {
+    // Whether a kernel address is mapped is the kernel's layout: never told to user space (a
+    // pager or a `ThreadState` caller could otherwise probe the kernel half page by page).
+    let access = if fault.address >= abi::init::USER_END {
+        fault.access & !abi::fault::access::PRESENT
+    } else {
+        fault.access
+    };
+    [fault.kind as u64, fault.address, fault.pc, access]
+}
+
+/// The fault `thread` is stopped on (the words of the fault message it sent its pager). Only
+/// meaningful while the kernel objects say `thread` is in a fault call (`Kernel::in_fault`), read
+/// under the same lock: the thread wrote the words before it took that lock to make the call.
+pub fn pending_fault_of(thread: ThreadId) -> [u64; 4] {
+    FAULTS[thread.index()]
+        .words
+        .each_ref()
+        .map(|word| word.load(Ordering::Relaxed))
+}
+
+/// The fault that killed `thread`, if one did. Only meaningful while the thread table says
+/// `thread` is `Terminated` (the record was completed before that, see `kill_process`).
+pub fn fatal_fault_of(thread: ThreadId) -> Option<[u64; 4]> {
+    let record = &FAULTS[thread.index()];
+    // Acquire: pairs with the release in `kill_process`, after the words were written.
+    (record.fatal_to.load(Ordering::Acquire) == thread.as_u64()).then(|| {
+        record
+            .words
+            .each_ref()
+            .map(|word| word.load(Ordering::Relaxed))
+    })
+}
 
 /// The user-fault entry (registered with the arch crate).
 pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
@@ -21,12 +77,16 @@ pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
     let Some(process) = process_of(me) else {
         panic!("a user fault on kernel thread {me}: {fault:?}");
     };
+    // Release: see `ThreadState`'s read of an ended thread's records (`describe_thread`).
+    for (cell, word) in FAULTS[me.index()].words.iter().zip(message_words(&fault)) {
+        cell.store(word, Ordering::Release);
+    }
     let pager = kernel().process(process.id).ok().and_then(|e| e.pager);
     let verdict = match pager {
         None => Err("no pager"),
         Some((endpoint, badge)) => {
             let info = MessageInfo::new(FAULT_LABEL, 4, false).expect("a valid fault info");
-            let words = [fault.kind as u64, fault.address, fault.pc, fault.access];
+            let words = message_words(&fault);
             match ipc::fault_call(endpoint, badge, Message::new(info, words, None)) {
                 Some(RESUME) => Ok(()),
                 Some(_) => Err("the pager refused the fault"),
@@ -43,32 +103,42 @@ pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
 }
 
 /// Prints the report, kills every other thread of the faulting process, then ends this one.
-fn kill_process(me: kernel_core::thread::ThreadId, fault: &UserFault, why: &str) -> ! {
-    let (name, threads) = {
-        let kernel = kernel();
-        match process_of(me).and_then(|p| kernel.process(p.id).ok()) {
-            Some(entry) => (entry.name.clone(), entry.threads.clone()),
-            None => (alloc::string::String::from("?"), alloc::vec::Vec::new()),
-        }
-    };
-    let space = process_of(me).map_or(0, |p| p.id.as_u64());
-    let what = describe(fault);
-    let at = if fault.kind == FaultKind::Page {
-        alloc::format!(" at {:#x}", fault.address)
-    } else {
-        alloc::string::String::new()
-    };
-    crate::kprintln!(
-        "[fault] process {name} (space {space:#x}) thread {me}: {what}{at}, pc {:#x} \
-         ({why}; detail {:#x}); process killed",
-        fault.pc,
-        fault.detail
-    );
-    for thread in threads {
-        if thread != me {
-            ipc::kill_thread(thread);
+fn kill_process(me: ThreadId, fault: &UserFault, why: &str) -> ! {
+    // Everything allocated for the report lives in this block: the thread never returns from
+    // `exit_current` below, so a value still in scope there would never be dropped (a heap leak
+    // per fatal fault, found by the end-of-boot heap census).
+    {
+        let (name, threads) = {
+            let kernel = kernel();
+            match process_of(me).and_then(|p| kernel.process(p.id).ok()) {
+                Some(entry) => (entry.name.clone(), entry.threads.clone()),
+                None => (alloc::string::String::from("?"), alloc::vec::Vec::new()),
+            }
+        };
+        let space = process_of(me).map_or(0, |p| p.id.as_u64());
+        let what = describe(fault);
+        let at = if fault.kind == FaultKind::Page {
+            alloc::format!(" at {:#x}", fault.address)
+        } else {
+            alloc::string::String::new()
+        };
+        crate::kprintln!(
+            "[fault] process {name} (space {space:#x}) thread {me}: {what}{at}, pc {:#x} \
+             ({why}; detail {:#x}); process killed",
+            fault.pc,
+            fault.detail
+        );
+        for thread in threads {
+            if thread != me {
+                ipc::kill_thread(thread);
+            }
         }
     }
+    // The words (written on entry, by this thread) are the fault that kills it; released before
+    // the thread ends, so whoever sees it ended sees them.
+    FAULTS[me.index()]
+        .fatal_to
+        .store(me.as_u64(), Ordering::Release);
     ipc::exit_current(sched::KILLED_EXIT_CODE)
 }
 

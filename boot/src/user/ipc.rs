@@ -7,6 +7,7 @@
 //! blocking with timeouts, and withdrawing a thread from everything when it ends or is killed.
 //! Whoever completes a blocked thread's operation writes its results into its saved registers and
 //! marks it done before waking it; a thread woken without that (timeout, kill) withdraws itself.
+//! It also keeps how each user thread ended (its exit code, for `ThreadState`).
 //! It must never hold the kernel objects' lock across a switch, and never leave a dead thread in
 //! a queue.
 
@@ -16,13 +17,14 @@ use super::{UserFrame, frame_of, process_of};
 use crate::sched;
 use abi::regs::ipc::{BADGE, CAP, ENDPOINT, INFO, REPLY, TIMEOUT, WORDS};
 use abi::{Badge, CapHandle, Error, MessageInfo, ObjectType, ReplyToken, Rights, Timeout};
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::cap::{AddressSpaceId, EndpointId, NotificationId, ObjectRef};
 use kernel_core::hal::{Platform, UserRegisters};
 use kernel_core::ipc::{
     CallOutcome, Cancelled, Delivery, Message, RecvOutcome, ReplyRecvOutcome, SendOutcome,
     SignalOutcome, WaitOutcome,
 };
-use kernel_core::thread::ThreadId;
+use kernel_core::thread::{MAX_THREADS, ThreadId};
 
 fn lookup_endpoint(
     kernel: &Kernel,
@@ -750,10 +752,27 @@ fn withdraw(kernel: &mut Kernel, thread: ThreadId, evicted: &mut Evicted) {
     }
 }
 
+/// Per thread slot: the exit code its last user thread ended with (`sched::KILLED_EXIT_CODE` for
+/// a kill), for `ThreadState` to read while the thread is `Terminated` and not yet reclaimed.
+/// The thread table keeps the code too, but hands it out only to the join that reclaims the slot.
+static EXIT_CODES: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
+
+/// The exit code `thread` ended with. Meaningful only while the thread table says `thread` is
+/// `Terminated` (with its generation): the caller checks that before and after the call, so the
+/// slot cannot have been reused in between.
+pub fn exit_code_of(thread: ThreadId) -> i64 {
+    // Acquire: pairs with the release in `exit_current` (the caller's fence then orders its
+    // second look at the thread table after this load).
+    EXIT_CODES[thread.index()].load(Ordering::Acquire) as i64
+}
+
 /// Ends the calling user thread with `code`; the last thread of a process takes the process
 /// with it.
 pub fn exit_current(code: i64) -> ! {
     let me = sched::current();
+    // Before `sched::exit` makes the thread `Terminated` (a release on the slot word): whoever
+    // sees that state sees this code.
+    EXIT_CODES[me.index()].store(code as u64, Ordering::Release);
     let mut evicted = Evicted::new();
     {
         let mut kernel = kernel();

@@ -184,9 +184,19 @@ pub fn probe() -> Result<(), String> {
     }
 }
 
+/// The first process, loaded and not yet started.
+#[derive(Debug, Clone, Copy)]
+pub struct Init {
+    /// Its thread (the boot thread joins it).
+    pub thread: ThreadId,
+    /// Its process (the one allowed to report user tests).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
+    pub process: AddressSpaceId,
+}
+
 /// Loads `init` (or the entry `name`) from the initrd into a new process and creates its thread
 /// (not started).
-pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<ThreadId, String> {
+pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<Init, String> {
     let name = name.unwrap_or(INIT_NAME);
     let initrd = info.initrd.ok_or(
         "no initrd: boot with -initrd (cargo xtask builds target/images/<arch>/initrd.cpio)",
@@ -308,9 +318,9 @@ pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<ThreadId, String
         cmdline_len: 0,
         cmdline: [0; CMDLINE_BYTES],
     };
-    let cmdline = info.cmdline.as_bytes();
+    let cmdline = init_cmdline(info.cmdline);
     let n = cmdline.len().min(CMDLINE_BYTES);
-    page.cmdline[..n].copy_from_slice(&cmdline[..n]);
+    page.cmdline[..n].copy_from_slice(&cmdline.as_bytes()[..n]);
     page.cmdline_len = n as u64;
     map_fresh(&mut kernel, id, INIT_INFO_VA, 1, MapFlags::READ, |m| {
         // SAFETY: `InitInfo` is `repr(C)` plain data (words and bytes, no padding) and smaller
@@ -324,7 +334,29 @@ pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<ThreadId, String
         m[..bytes.len()].copy_from_slice(bytes);
     })?;
     const { assert!(USER_END > INITRD_VA) };
-    Ok(thread)
+    Ok(Init {
+        thread,
+        process: id,
+    })
+}
+
+/// The command line init sees: the kernel's, except that a kernel built without tests drops
+/// the `test=` words (it ignores them itself, and init must not run tests nobody can report).
+fn init_cmdline(line: &str) -> String {
+    if cfg!(feature = "testing") {
+        return String::from(line);
+    }
+    let mut kept = String::new();
+    for word in line
+        .split_ascii_whitespace()
+        .filter(|w| kernel_core::cmdline::TestSelection::from_word(w).is_none())
+    {
+        if !kept.is_empty() {
+            kept.push(' ');
+        }
+        kept.push_str(word);
+    }
+    kept
 }
 
 /// Starts init's thread.
@@ -332,10 +364,4 @@ pub fn start(thread: ThreadId) {
     let enabled = Machine::disable_interrupts();
     sched::start_thread(thread);
     Machine::restore_interrupts(enabled);
-}
-
-/// Tests reported by user space so far: (passed, failed).
-pub fn user_test_counts() -> (usize, usize) {
-    let kernel = kernel();
-    (kernel.tests_passed, kernel.tests_failed)
 }

@@ -91,21 +91,6 @@ unsafe fn frame_of(id: ThreadId) -> &'static mut UserFrame {
     unsafe { &mut *Machine::user_frame(top) }
 }
 
-/// The tests user space runs (init starts them and reports each): a `test=` list may name them
-/// without the kernel calling them unknown.
-pub const USER_TESTS: &[&str] = &[
-    "ipc_pingpong",
-    "ipc_cap_transfer",
-    "cap_errors",
-    "notify",
-    "ipc_timeout",
-    "user_fault_pager",
-    "user_fault_kill",
-    "syscall_bad_args",
-    "fp_state",
-    "ipc_kill",
-];
-
 /// Ends the current user thread as killed (it was killed while it ran or waited to run).
 pub fn exit_killed() -> ! {
     ipc::exit_current(sched::KILLED_EXIT_CODE)

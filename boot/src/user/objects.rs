@@ -127,6 +127,19 @@ pub fn take_completion(thread: ThreadId) -> bool {
     COMPLETED[thread.index()].swap(false, Ordering::Acquire)
 }
 
+/// How many objects of each kind are live (for the end-of-boot leak check).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectCounts {
+    /// Live endpoints.
+    pub endpoints: usize,
+    /// Live notifications.
+    pub notifications: usize,
+    /// Registered processes.
+    pub processes: usize,
+    /// Frame ranges with references.
+    pub frame_records: usize,
+}
+
 /// Everything, under one lock.
 pub struct Kernel {
     /// Endpoints and the IPC state of every thread.
@@ -155,10 +168,6 @@ pub struct Kernel {
     /// Threads whose last capability went away: detached (reclaimed once ended) after the lock is
     /// released, since reclaiming may tear a process down.
     detach: Vec<ThreadId>,
-    /// User tests reported so far.
-    pub tests_passed: usize,
-    /// User tests that failed.
-    pub tests_failed: usize,
 }
 
 impl core::fmt::Debug for Kernel {
@@ -227,8 +236,16 @@ impl Kernel {
             graveyard: Vec::new(),
             thread_refs: [(0, ThreadId::from_u64(0)); MAX_THREADS],
             detach: Vec::new(),
-            tests_passed: 0,
-            tests_failed: 0,
+        }
+    }
+
+    /// How many objects of each kind are live.
+    pub fn object_counts(&self) -> ObjectCounts {
+        ObjectCounts {
+            endpoints: self.endpoints.live(),
+            notifications: self.notifications.iter().filter(|n| n.live).count(),
+            processes: self.processes.iter().filter(|p| p.entry.is_some()).count(),
+            frame_records: self.frames.len(),
         }
     }
 
@@ -236,6 +253,21 @@ impl Kernel {
 
     /// Registers a new process around `space`.
     pub fn add_process(&mut self, space: UserSpace, name: &str) -> Result<AddressSpaceId, Error> {
+        // The whole table at once, the first time: slots are never removed (they keep their
+        // generations), so a table grown on demand would keep its largest capacity for good,
+        // and the heap in use would depend on how many processes were ever alive at once.
+        if self.processes.capacity() < MAX_PROCESSES
+            && self
+                .processes
+                .try_reserve_exact(MAX_PROCESSES - self.processes.len())
+                .is_err()
+        {
+            let mut frames = FRAMES.lock_irqsave();
+            if let Some(frames) = frames.as_mut() {
+                space.destroy(frames, |_| {});
+            }
+            return Err(Error::OutOfMemory);
+        }
         if self.processes.len() < MAX_PROCESSES && self.processes.iter().all(|p| p.entry.is_some())
         {
             self.processes.push(ProcessSlot {

@@ -2,7 +2,8 @@
 //! capability, and runs it.
 //!
 //! Owns the dispatch by number and the calls that are not message passing: the console and test
-//! report, capability management, object creation, memory mapping and threads. IPC and
+//! report, capability management, object creation, memory mapping and threads (with
+//! `ThreadState`, which only reads the thread, IPC, fault and exit records). IPC and
 //! notifications are in `ipc.rs`. It must never trust a register: handles go through the
 //! capability table's checks, pointers through the user-copy path, every other value through a
 //! decoder that returns `InvalidArgument`. A failed call changes nothing.
@@ -14,10 +15,12 @@ use crate::memory::{FRAMES, UserSpace, phys_to_virt};
 use crate::platform::Machine;
 use crate::sched;
 use abi::init::{USER_END, USER_START};
+use abi::syscall::ThreadStatus;
 use abi::{CapHandle, Error, ObjectType, Rights, Syscall, Timeout};
 use alloc::vec;
 use kernel_core::cap::{Capability, ObjectRef};
 use kernel_core::hal::{Platform, UserRegisters};
+use kernel_core::ipc::Blocked;
 use kernel_core::memory_map::FRAME_SIZE;
 use kernel_core::paging::{MapError, MapFlags};
 use kernel_core::thread::ThreadId;
@@ -46,7 +49,9 @@ const MAX_FRAME_ALLOC: u64 = 4096;
 /// Most pages one `Unmap` covers.
 const MAX_UNMAP_PAGES: u64 = 1 << 20;
 /// Most bytes of a test name and of a failure reason.
-const TEST_NAME_MAX: usize = 64;
+#[cfg(feature = "testing")]
+const TEST_NAME_MAX: usize = test_catalog::NAME_MAX;
+#[cfg(feature = "testing")]
 const TEST_REASON_MAX: usize = 200;
 
 /// The system-call entry (registered with the arch crate).
@@ -100,6 +105,7 @@ fn dispatch(call: Syscall, frame: &mut UserFrame) -> Outcome {
         Syscall::SetPager => set_pager(a(0), a(1)).into(),
         Syscall::TestReport => test_report(a(0), a(1), a(2), a(3), a(4)).into(),
         Syscall::ClockNanos => Outcome::Value(Machine::now_ns()),
+        Syscall::ThreadState => thread_state(frame),
     }
 }
 
@@ -127,14 +133,20 @@ fn debug_write(ptr: u64, len: u64) -> Result<u64, Error> {
     Ok(len)
 }
 
+/// `TestReport`: checks the arguments, then hands the report to the test tally, which accepts
+/// it only from init, for a selected init test of the catalog, once.
+#[cfg(feature = "testing")]
 fn test_report(
     name_ptr: u64,
     name_len: u64,
-    failed: u64,
+    status: u64,
     reason_ptr: u64,
     reason_len: u64,
 ) -> Result<u64, Error> {
-    if name_len == 0 || name_len > TEST_NAME_MAX as u64 || failed > 1 {
+    use abi::syscall::TestStatus;
+    use kernel_core::selftest::Outcome;
+    let status = TestStatus::from_raw(status).ok_or(Error::InvalidArgument)?;
+    if name_len == 0 || name_len > TEST_NAME_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
     let name = copy_in(name_ptr, name_len as usize)?;
@@ -144,28 +156,33 @@ fn test_report(
     {
         return Err(Error::InvalidArgument);
     }
-    let reason = if failed == 1 {
+    let reason = if status == TestStatus::Passed {
+        alloc::vec::Vec::new()
+    } else {
         if reason_len > TEST_REASON_MAX as u64 {
             return Err(Error::InvalidArgument);
         }
         copy_in(reason_ptr, reason_len as usize)?
-    } else {
-        alloc::vec::Vec::new()
     };
     let name = core::str::from_utf8(&name).map_err(|_| Error::InvalidArgument)?;
     let reason = alloc::string::String::from_utf8_lossy(&reason).replace(['\n', '\r'], " ");
-    {
-        let mut kernel = kernel();
-        if failed == 0 {
-            kernel.tests_passed += 1;
-        } else {
-            kernel.tests_failed += 1;
-        }
+    if status == TestStatus::Skipped && reason.trim().is_empty() {
+        // `[test] NAME skipped` without a reason is not the console protocol.
+        return Err(Error::InvalidArgument);
     }
-    let result: Result<(), &dyn core::fmt::Display> =
-        if failed == 0 { Ok(()) } else { Err(&reason) };
-    let _ = kernel_core::console::test(&mut crate::console::Console::new(), name, result);
+    let outcome = match status {
+        TestStatus::Passed => Outcome::Passed,
+        TestStatus::Failed => Outcome::Failed(&reason),
+        TestStatus::Skipped => Outcome::Skipped(&reason),
+    };
+    crate::testing::user_report(my_process(), name, &outcome)?;
     Ok(0)
+}
+
+/// A kernel built without tests has no `TestReport`.
+#[cfg(not(feature = "testing"))]
+fn test_report(_: u64, _: u64, _: u64, _: u64, _: u64) -> Result<u64, Error> {
+    Err(Error::NoSuchSyscall)
 }
 
 // ---- capabilities -------------------------------------------------------------------------
@@ -484,6 +501,103 @@ fn thread_start(handle: u64) -> Result<u64, Error> {
     }
     sched::start_thread(id);
     Ok(0)
+}
+
+/// `ThreadState`: what the thread in slot `a0` is doing, from the kernel's records: the thread
+/// table (ended or not, on a CPU or not), the IPC records (what it waits for) and the fault and
+/// exit records. Reads only: the IPC records under the objects' lock like any other system call
+/// (nothing is added to the IPC paths), the rest by atomic loads.
+fn thread_state(frame: &mut UserFrame) -> Outcome {
+    let described = lookup_thread(frame.slot(0)).and_then(describe_thread);
+    match described {
+        Ok((status, detail)) => {
+            for (slot, word) in (1..).zip(detail) {
+                frame.set_slot(slot, word);
+            }
+            Outcome::Value(status.into_raw())
+        }
+        Err(error) => Outcome::Fail(error),
+    }
+}
+
+/// The status and detail words (`a1..a4`) of live or ended thread `id`.
+///
+/// The description is put together from several records (the thread table, the kernel objects,
+/// the join and fault records), not one atomic snapshot. On one CPU nothing changes while this
+/// runs (system calls run with interrupts masked and are never preempted). With several CPUs the
+/// thread may move on meanwhile, even end and have its slot reused: an answer counts only if the
+/// table shows the same state, for the same generation, after it was assembled as before (the
+/// records of a reused slot then fail the generation check as stale). A thread that keeps
+/// changing state through every attempt gets `Busy`.
+fn describe_thread(id: ThreadId) -> Result<(ThreadStatus, [u64; 4]), Error> {
+    const ATTEMPTS: usize = 8;
+    let stale = |_| Error::StaleCapability;
+    for _ in 0..ATTEMPTS {
+        let state = sched::THREADS.state(id).map_err(stale)?;
+        let answer = describe_in_state(id, state)?;
+        if sched::THREADS.state(id).map_err(stale)? == state {
+            return Ok(answer);
+        }
+    }
+    Err(Error::Busy)
+}
+
+/// [`describe_thread`]'s answer for thread `id`, seen in `state` by the thread table.
+fn describe_in_state(
+    id: ThreadId,
+    state: kernel_core::thread::ThreadState,
+) -> Result<(ThreadStatus, [u64; 4]), Error> {
+    use kernel_core::thread::ThreadState as Table;
+    let stale = |_| Error::StaleCapability;
+    if state == Table::Terminated {
+        let code = ipc::exit_code_of(id);
+        let fatal = super::fault::fatal_fault_of(id);
+        // Still `Terminated` with this generation afterwards: the slot was not reclaimed and
+        // reused while the records were read, so they are this thread's. (A seqlock read: every
+        // record is stored with release, after the claim of the slot by its thread, so a record
+        // of a new occupant read above makes that claim visible to the look below.)
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+        sched::THREADS.state(id).map_err(stale)?;
+        return Ok(if code == sched::KILLED_EXIT_CODE {
+            (ThreadStatus::Killed, fatal.unwrap_or([0; 4]))
+        } else {
+            (ThreadStatus::Exited, [u64::from(code as u32), 0, 0, 0])
+        });
+    }
+    let none = [0; 4];
+    {
+        let kernel = kernel();
+        let i = id.index();
+        if !kernel.started[i] {
+            return Ok((ThreadStatus::NotStarted, none));
+        }
+        let blocked = kernel.endpoints.blocked(id);
+        // A fault call is IPC on the pager endpoint, made by the kernel: the fault is reported
+        // while the call is queued or held (once answered the thread is just being woken).
+        if kernel.in_fault[i] && blocked.is_some() {
+            return Ok((ThreadStatus::Faulted, super::fault::pending_fault_of(id)));
+        }
+        let ipc = match blocked {
+            Some(Blocked::Send { call: false, .. }) => Some(ThreadStatus::Sending),
+            Some(Blocked::Send { call: true, .. }) => Some(ThreadStatus::Calling),
+            Some(Blocked::Reply { .. }) => Some(ThreadStatus::AwaitingReply),
+            Some(Blocked::Recv { .. }) => Some(ThreadStatus::Receiving),
+            None if kernel.waiting_on[i].is_some() => Some(ThreadStatus::Waiting),
+            None => None,
+        };
+        if let Some(status) = ipc {
+            return Ok((status, none));
+        }
+    }
+    let status = match state {
+        Table::Running => ThreadStatus::Running,
+        Table::Blocked if sched::is_joining(id) => ThreadStatus::Joining,
+        Table::Blocked => ThreadStatus::Blocked,
+        // `Ready`; `Initializing` and `Free` never carry a published thread's generation (the
+        // table's `state` refuses `Free` as stale), so only `Ready` gets here.
+        _ => ThreadStatus::Ready,
+    };
+    Ok((status, none))
 }
 
 fn set_pager(space: u64, endpoint: u64) -> Result<u64, Error> {

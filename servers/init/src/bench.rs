@@ -1,11 +1,15 @@
 //! The benchmarks: the cost of the kernel's hot paths, in cycle-counter ticks.
 //!
-//! Owns the measurement rule and the output format. Each benchmark runs one warm-up batch, then
-//! [`BATCHES`] batches of [`BATCH`] operations, reading [`rt::cycles::cycles`] around each batch;
-//! the value is the median over the batches of ticks per operation, printed as
-//! `[bench] NAME VALUE ticks`. Under QEMU with `-icount shift=0` a tick is an executed
-//! instruction. A benchmark that fails prints `init: bench NAME failed: REASON` instead.
+//! Owns the measurement rule, the benchmarks' self-checks and the output format. Each benchmark
+//! runs one warm-up batch, then [`BATCHES`] batches of [`BATCH`] operations, reading
+//! [`rt::cycles::cycles`] around each batch; the value is the median over the batches of ticks
+//! per operation, printed as `[bench] NAME VALUE ticks`. Under QEMU with `-icount shift=0` a tick
+//! is an executed instruction. A benchmark that fails, including one whose self-check finds that
+//! it did not measure what its name says, prints `init: bench NAME failed: REASON` instead (and
+//! `cargo xtask bench` fails the run).
 //!
+//! - `counter_check`: no kernel path; the counter itself, checked exactly against a loop of a
+//!   known instruction count (see [`counter_check`]). Fails unless a tick is one instruction.
 //! - `null_syscall`: one `Null`.
 //! - `ipc_call_reply`: one `Call` to a `BENCH_SERVER` helper in another address space and its
 //!   `ReplyRecv` answer (four words each way).
@@ -15,31 +19,40 @@
 //! - `notify_wait`: one `Signal` then one `Wait` on the same notification, in one thread.
 //! - `yield_switch`: init and a `YIELD_PARTNER` helper yield to each other; the value is per
 //!   yield (each batch of [`BATCH`] yields by init contains as many by the partner, so the batch
-//!   is divided by 2 × [`BATCH`]).
-//! - `fault_roundtrip`: a `FAULT_BENCH` helper reads fresh pages; init, its pager, maps each
-//!   page and replies. The helper times its own batches (ticks per fault as the faulting thread
-//!   sees them) and sends the median in a `BENCH_RESULT` message on the pager endpoint, which
-//!   init receives in its pager loop (chosen over an exit code so the value keeps 64 bits and
-//!   an error stays distinguishable from a result).
+//!   is divided by 2 × [`BATCH`]). The partner counts its turns in a page init maps read-only,
+//!   and init checks after each of its yields that the partner had exactly one more turn: a
+//!   dead partner (each yield returns at once) or one that does not alternate fails it. The
+//!   check costs a few instructions per yield on each side, inside the measured batches.
+//! - `fault_roundtrip`: a `FAULT_BENCH` helper reads fresh pages; init, its pager, maps one
+//!   shared frame at each page and replies. The helper times its own batches (ticks per fault as
+//!   the faulting thread sees them) and sends the median in a `BENCH_RESULT` message on the
+//!   pager endpoint, which init receives in its pager loop (chosen over an exit code so the value
+//!   keeps 64 bits and an error stays distinguishable from a result). If the kernel refuses to
+//!   map the shared frame again, or any fault is not a plain page fault in the window, it fails.
 //!
-//! It must never print inside a measured batch, and never report a number from a run in which
-//! an operation failed.
+//! It must never print inside a measured batch, never report a number from a run in which an
+//! operation or a self-check failed, and never switch to another method when the one a
+//! benchmark's name promises is unavailable.
 
 use crate::Env;
-use crate::child::spawn_utest;
+use crate::child::{Spawned, spawn_utest};
 use crate::tests::{Context, Owned, Reason, WAIT, fail, owned};
 use abi::fault::{FAULT_LABEL, FaultKind, RESUME};
 use abi::{CapHandle, Rights, Timeout};
-use rt::cycles::cycles;
+use core::sync::atomic::{AtomicU64, Ordering};
+use rt::cycles::{
+    CHECK_LOOP_BODY, CHECK_LOOP_ITERATIONS, CHECK_LOOP_TICKS, CHECK_READ_OVERHEAD, cycles,
+    time_check_loop,
+};
 use rt::println;
 use rt::process::PAGE_SIZE;
 use rt::roles::{
     BENCH_RESULT, BENCH_SERVER, FAULT_BENCH, FAULT_BENCH_BATCH, FAULT_BENCH_BATCHES,
-    FAULT_BENCH_VA, SHUTDOWN, YIELD_PARTNER,
+    FAULT_BENCH_VA, SHUTDOWN, YIELD_PARTNER, YIELD_TURNS_VA,
 };
 use rt::syscall::{
-    Message, call, cap_copy, cap_delete, endpoint_create, frame_alloc, map, notification_create,
-    null, recv, reply, send, set_pager, signal, wait, yield_now,
+    Message, call, cap_copy, endpoint_create, frame_alloc, map, notification_create, null, recv,
+    reply, send, set_pager, signal, unmap, wait, yield_now,
 };
 
 /// Operations per batch.
@@ -48,9 +61,11 @@ pub const BATCH: u64 = 1000;
 pub const BATCHES: usize = 11;
 /// Where init maps the stack of its same-address-space server thread (a guard page below it
 /// stays unmapped; far from the spawn scratch window).
-const LOCAL_STACK_VA: u64 = 0x0000_6100_0000_0000;
+const LOCAL_STACK_VA: u64 = crate::va::BENCH_LOCAL_STACK;
 /// Pages of that stack.
 const LOCAL_STACK_PAGES: usize = 16;
+/// Where init maps (read-only) the page in which the yield partner counts its turns.
+const TURNS_VA: u64 = crate::va::BENCH_TURNS;
 
 /// Runs `batch(BATCH)` once to warm up, then [`BATCHES`] times timed; returns the median of
 /// (ticks per batch) / (`BATCH` × `per_op`).
@@ -67,51 +82,68 @@ fn measure(per_op: u64, mut batch: impl FnMut(u64) -> Result<(), Reason>) -> Res
 }
 
 /// Prints one benchmark's result line.
-fn report(name: &str, result: Result<u64, Reason>) {
+fn report(name: &str, result: Result<u64, Reason>) -> bool {
     match result {
-        Ok(ticks) => println!("[bench] {name} {ticks} ticks"),
-        Err(reason) => println!("init: bench {name} failed: {reason}"),
+        Ok(ticks) => {
+            println!("[bench] {name} {ticks} ticks");
+            true
+        }
+        Err(reason) => {
+            println!("init: bench {name} failed: {reason}");
+            false
+        }
     }
 }
 
-/// Runs every benchmark, printing one line each.
-pub fn run_all(env: &Env) {
-    report("counter_check", counter_check());
-    report("null_syscall", null_syscall());
-    report("ipc_call_reply", ipc_call_reply(env));
-    report("ipc_call_reply_same_space", ipc_call_reply_same_space(env));
-    report("notify_wait", notify_wait());
-    report("yield_switch", yield_switch(env));
-    report("fault_roundtrip", fault_roundtrip(env));
+/// Runs every benchmark, printing one line each; returns how many failed (init then exits with
+/// a non-zero code, so the boot itself ends as failed, not only the harness's reading of it).
+pub fn run_all(env: &Env) -> usize {
+    [
+        report("counter_check", counter_check()),
+        report("null_syscall", null_syscall()),
+        report("ipc_call_reply", ipc_call_reply(env)),
+        report("ipc_call_reply_same_space", ipc_call_reply_same_space(env)),
+        report("notify_wait", notify_wait()),
+        report("yield_switch", yield_switch(env)),
+        report("fault_roundtrip", fault_roundtrip(env)),
+    ]
+    .iter()
+    .filter(|passed| !**passed)
+    .count()
 }
 
-/// The cycle counter checked against a loop of a known instruction count: 1,000 iterations of
-/// a two-instruction loop (decrement, branch), so under `-icount shift=0` the value is 2,000 if a
-/// tick is one executed instruction.
+/// The cycle counter checked against a loop of a known instruction count, exactly: the benchmark
+/// clock must make a tick one executed instruction, or no other number here means what it says.
+///
+/// [`time_check_loop`] runs, between two counter reads in one `asm!` block, 1,000 iterations of a
+/// two-instruction loop plus a fixed number of read instructions ([`CHECK_READ_OVERHEAD`]: 5 on
+/// x86_64, 2 on AArch64, each instruction named there), so the expected value is
+/// [`CHECK_LOOP_TICKS`] (2,005 and 2,002). The loop is far shorter than a timer tick
+/// (1,000,000 instructions at 1 kHz), so the median of [`BATCHES`] runs is a run no interrupt
+/// landed in; such a run must be exact. No run may count less: an interrupt only adds ticks.
+///
+/// It is not timed like the others, in batches of 1,000 loops divided by 1,000: a 2 ms batch
+/// always holds two or three timer interrupts, and the division would hide their handler's
+/// instructions in the result (a few hundred ticks each, more than a whole tick per loop on
+/// AArch64) instead of making the check exact.
 fn counter_check() -> Result<u64, Reason> {
-    measure(1, |ops| {
-        for _ in 0..ops {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: a register-only loop; it touches no memory and leaves rcx at zero.
-            unsafe {
-                core::arch::asm!(
-                    "2:", "dec {n}", "jnz 2b",
-                    n = inout(reg) 1000u64 => _,
-                    options(nomem, nostack)
-                );
-            }
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: as above.
-            unsafe {
-                core::arch::asm!(
-                    "2:", "subs {n}, {n}, #1", "b.ne 2b",
-                    n = inout(reg) 1000u64 => _,
-                    options(nomem, nostack)
-                );
-            }
-        }
-        Ok(())
-    })
+    let _warm_up = time_check_loop();
+    let mut samples = [0u64; BATCHES];
+    for sample in &mut samples {
+        *sample = time_check_loop();
+    }
+    samples.sort_unstable();
+    let median = samples[BATCHES / 2];
+    let expected = CHECK_LOOP_TICKS;
+    if median != expected || samples[0] < expected {
+        fail!(
+            "median {median} ticks (lowest {}), expected exactly {expected} = \
+             {CHECK_LOOP_ITERATIONS} x {CHECK_LOOP_BODY} loop + {CHECK_READ_OVERHEAD} read \
+             instructions (a tick must be one executed instruction)",
+            samples[0]
+        );
+    }
+    Ok(median)
 }
 
 fn null_syscall() -> Result<u64, Reason> {
@@ -209,25 +241,99 @@ fn notify_wait() -> Result<u64, Reason> {
     })
 }
 
+/// A page init maps read-only to watch a helper's progress; unmapped when dropped.
+struct Watched {
+    space: CapHandle,
+    va: u64,
+}
+
+impl Watched {
+    /// Maps `frame` (one page) read-only at `va` in init's own space.
+    fn map(space: CapHandle, frame: CapHandle, va: u64) -> Result<Self, Reason> {
+        map(space, frame, va, Rights::READ).context(format_args!("map {va:#x} in init"))?;
+        Ok(Self { space, va })
+    }
+
+    /// The page's first word.
+    fn word(&self) -> &AtomicU64 {
+        // SAFETY: the page at `va` is mapped (readable) for as long as `self` lives, and the
+        // reference cannot outlive `self`; it is 4 KiB-aligned, and every bit pattern is a valid
+        // AtomicU64. Only the helper writes it (through its own mapping), so an atomic type is
+        // what describes it; init only loads.
+        unsafe { &*(self.va as *const AtomicU64) }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        // SAFETY: nothing refers to the page any more: the only references come from `word`,
+        // which borrows `self`.
+        let _ = unsafe { unmap(self.space, self.va, 1) };
+    }
+}
+
+/// Most yields init makes waiting for the yield partner's first turn.
+const PARTNER_START_YIELDS: u64 = 100;
+
 fn yield_switch(env: &Env) -> Result<u64, Reason> {
+    // Drop order (reverse): the partner is killed first, then init's view is unmapped, then the
+    // frame handle goes.
+    let frame = owned("frame_alloc(1)", frame_alloc(1))?;
+    let watched = Watched::map(env.own_space, frame.get(), TURNS_VA)?;
     // Param 0: the partner yields forever; dropping `partner` kills it.
     let mut partner = spawn_utest(env, YIELD_PARTNER, 0, &[])?;
+    map(
+        partner.child.space,
+        frame.get(),
+        YIELD_TURNS_VA,
+        Rights::READ | Rights::WRITE,
+    )
+    .context("map the turn counter in the partner")?;
+    let turns = watched.word();
     partner.start()?;
+    // Whatever the partner's state (it may already have had a turn if a timer tick preempted init
+    // after the start), wait for its first counted turn; from then on each of init's yields
+    // must give it exactly one more.
+    let mut yields = 0;
+    while turns.load(Ordering::Relaxed) == 0 {
+        if yields == PARTNER_START_YIELDS {
+            return Err(partner_stalled(&partner, 0, 1, yields));
+        }
+        yield_now().context("yield")?;
+        yields += 1;
+    }
+    let mut expected = turns.load(Ordering::Relaxed);
+    let first = expected;
     measure(2, |ops| {
         for _ in 0..ops {
+            expected += 1;
             yield_now().context("yield")?;
+            if turns.load(Ordering::Relaxed) != expected {
+                return Err(partner_stalled(
+                    &partner,
+                    turns.load(Ordering::Relaxed),
+                    expected,
+                    expected - first,
+                ));
+            }
         }
         Ok(())
     })
 }
 
-/// How the pager backs each faulting page.
-enum Backing {
-    /// One frame mapped (read-only) at every faulting page: the cheapest pager, measuring the
-    /// fault path itself. Relies on a frame range being mappable at several places at once.
-    Shared(Owned),
-    /// A fresh frame per fault (used if the kernel refuses to map the shared frame twice).
-    Fresh,
+/// The failure of `yield_switch` when the partner's turn count is `turns` after init's yield
+/// number `yields`, where strict alternation needs `expected`; says whether the partner is gone
+/// (a dead partner makes every yield return at once).
+fn partner_stalled(partner: &Spawned, turns: u64, expected: u64, yields: u64) -> Reason {
+    let what = format_args!(
+        "partner turn count {turns} after init's yield #{yields}, expected {expected} (one turn \
+         per yield)"
+    );
+    match partner.join(Timeout::POLL) {
+        Ok(code) => Reason::format(format_args!("{what}; the partner exited with code {code}")),
+        Err(abi::Error::Killed) => Reason::format(format_args!("{what}; the partner was killed")),
+        Err(_) => Reason::format(format_args!("{what}; the partner is still running")),
+    }
 }
 
 fn fault_roundtrip(env: &Env) -> Result<u64, Reason> {
@@ -238,7 +344,10 @@ fn fault_roundtrip(env: &Env) -> Result<u64, Reason> {
     )?;
     let mut client = spawn_utest(env, FAULT_BENCH, 0, &[(endpoint.get(), Rights::SEND)])?;
     set_pager(client.child.space, pager.get()).context("set_pager")?;
-    let mut backing = Backing::Shared(owned("frame_alloc(1)", frame_alloc(1))?);
+    // One frame mapped (read-only) at every faulting page: the cheapest pager, so the value is
+    // the fault path itself. It relies on a frame being mappable at several places at once; if
+    // the kernel refuses, the benchmark fails (another pager would measure something else).
+    let shared = owned("frame_alloc(1)", frame_alloc(1))?;
     client.start()?;
     let total = FAULT_BENCH_BATCH * (FAULT_BENCH_BATCHES as u64 + 1);
     let window_end = FAULT_BENCH_VA + total * PAGE_SIZE;
@@ -263,21 +372,12 @@ fn fault_roundtrip(env: &Env) -> Result<u64, Reason> {
             );
         }
         let page = address & !(PAGE_SIZE - 1);
-        let mapped = match &backing {
-            Backing::Shared(frame) => map(client.child.space, frame.get(), page, Rights::READ),
-            Backing::Fresh => Err(abi::Error::Unknown),
-        };
-        if let Err(error) = mapped {
-            if let Backing::Shared(_) = backing {
-                println!(
-                    "init: bench fault_roundtrip: shared frame refused ({error}), using a fresh frame per fault"
-                );
-                backing = Backing::Fresh;
-            }
-            let frame = frame_alloc(1).context("frame_alloc(1) for a fault")?;
-            let mapped = map(client.child.space, frame, page, Rights::READ);
-            let _ = cap_delete(frame);
-            mapped.context(format_args!("map page {page:#x}"))?;
+        if let Err(error) = map(client.child.space, shared.get(), page, Rights::READ) {
+            fail!(
+                "map the shared frame at {page:#x} (fault #{}, the frame mapped {faults} times \
+                 already): {error}",
+                faults + 1
+            );
         }
         reply(&Message::label_only(RESUME), msg.reply).context("reply RESUME")?;
         faults += 1;

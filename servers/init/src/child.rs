@@ -3,17 +3,23 @@
 //! Owns the spawner side of the [`rt::roles`] protocol: load `utest` with a role, grant it its
 //! capabilities, write its bootstrap page, and make sure it is gone when the test is over
 //! ([`Spawned`] kills it and deletes init's handles when dropped, also on a failure path, so a
-//! failed test never leaves a helper running into the next one).
+//! failed test never leaves a helper running into the next one). Also [`await_state`]: waiting
+//! until the kernel says a thread (a helper's, or one of init's) is blocked where a test needs
+//! it, or has ended, so that tests act on the kernel's word rather than on elapsed time.
 //!
 //! It must never start a helper before its bootstrap page is written, and never decide whether
 //! a test passed (it only reports what happened).
 
 use crate::Env;
-use crate::tests::{Reason, fail};
+use crate::tests::{Context, Reason, TestResult, WAIT, fail};
 use abi::{CapHandle, Error, Rights, Timeout};
+use core::fmt::Display;
 use rt::process::{Child, spawn};
 use rt::roles::{self, BOOTSTRAP_MAX_HANDLES, role_name};
-use rt::syscall::{cap_delete, cap_grant, thread_join, thread_kill};
+use rt::syscall::{
+    ThreadState, cap_delete, cap_grant, clock_nanos, thread_join, thread_kill, thread_state,
+    yield_now,
+};
 
 /// A running (or ready) helper process. Dropping it kills its thread (if still running) and
 /// deletes init's handles to it.
@@ -99,4 +105,42 @@ impl Drop for Spawned {
         let _ = cap_delete(self.child.thread);
         let _ = cap_delete(self.child.space);
     }
+}
+
+/// For a test that must know, not guess, that a thread has reached a blocking call (or has
+/// ended) before it acts: a blocked thread stays blocked until someone moves it, so the answer
+/// still holds when the caller acts on it.
+///
+/// Polls the kernel's report of `thread` (yielding between looks, so that the thread can get
+/// there) until `done` accepts it, for at most [`WAIT`], and returns it. Fails with the last
+/// report (and `expected`, what `done` accepts) otherwise, and at once if the thread ended in a
+/// way `done` refuses.
+pub fn poll_state(
+    what: impl Display,
+    thread: CapHandle,
+    expected: impl Display,
+    done: impl Fn(&ThreadState) -> bool,
+) -> Result<ThreadState, Reason> {
+    let deadline = clock_nanos()
+        .context("clock_nanos")?
+        .saturating_add(WAIT.nanos().unwrap_or(0));
+    loop {
+        let state = thread_state(thread).context(format_args!("thread_state ({what})"))?;
+        if done(&state) {
+            return Ok(state);
+        }
+        let ended = matches!(state, ThreadState::Exited(_) | ThreadState::Killed(_));
+        if ended || clock_nanos().context("clock_nanos")? >= deadline {
+            fail!("{what}: the kernel reports {state:?}, expected {expected}");
+        }
+        yield_now().context("yield")?;
+    }
+}
+
+/// [`poll_state`] until the kernel reports exactly `want`.
+pub fn await_state(what: impl Display, thread: CapHandle, want: ThreadState) -> TestResult {
+    poll_state(what, thread, format_args!("{want:?}"), |state| {
+        *state == want
+    })
+    .map(|_| ())
 }

@@ -1,10 +1,11 @@
 //! The kernel command line, as init reads it.
 //!
-//! Owns the syntax init understands: whitespace-separated options; `test=all` or
-//! `test=name,name,...` (several `test=` options add up) selects user tests; the word `bench`
-//! asks for the benchmarks. It must never reject an option it does not know: the kernel shares
-//! the command line (it runs its own tests from the same `test=` option), so unknown options and
-//! unknown test names are ignored.
+//! Owns the options init acts on: the `test=` selection, read with the test catalog's rules (the
+//! kernel's and the harness's, so all three agree on what runs: the last valid `test=` word
+//! wins); the word `bench`; and the exact-clock word (`clock=icount`) that allows timing bounds.
+//! It must never reject an option it does not know: the kernel shares the command line.
+
+use test_catalog::Selection;
 
 /// The command line.
 #[derive(Debug, Clone, Copy)]
@@ -21,22 +22,20 @@ impl<'a> Cmdline<'a> {
         self.0
     }
 
-    fn test_lists(&self) -> impl Iterator<Item = &'a str> {
-        self.0
-            .split_ascii_whitespace()
-            .filter_map(|option| option.strip_prefix("test="))
-    }
-
-    /// Whether any `test=` option is present.
+    /// Whether this is a test boot (a valid `test=` option).
     pub fn has_tests(&self) -> bool {
-        self.test_lists().next().is_some()
+        Selection::from_cmdline(self.0).is_test_boot()
     }
 
-    /// Whether test `name` is selected (`test=all`, or named in a `test=` list).
+    /// Whether init test `name` is selected (by the catalog's rules for the selection).
     pub fn selects(&self, name: &str) -> bool {
-        self.test_lists()
-            .flat_map(|list| list.split(','))
-            .any(|selected| selected == "all" || selected == name)
+        let selection = Selection::from_cmdline(self.0);
+        test_catalog::find(name).is_some_and(|test| selection.runs(test))
+    }
+
+    /// Whether guest time counts instructions, so tests may assert timing bounds.
+    pub fn exact_clock(&self) -> bool {
+        test_catalog::exact_clock(self.0)
     }
 
     /// Whether the word `bench` is present.

@@ -20,6 +20,7 @@ mod bench;
 mod child;
 mod cmdline;
 mod tests;
+mod va;
 
 use abi::init::{INIT_INFO_VA, INIT_MAGIC, INITRD_VA, InitInfo};
 use rt::println;
@@ -33,10 +34,18 @@ pub struct Env {
     pub own_space: abi::CapHandle,
     /// The initrd (a cpio archive), mapped read-only for init's whole life.
     pub initrd: &'static [u8],
+    /// Guest time counts instructions (`clock=icount`): tests may assert timing bounds. Without
+    /// it they check correctness only.
+    #[allow(dead_code)] // Read by the timing checks of the tests.
+    pub exact_clock: bool,
 }
 
 /// Exit code when the info page is not what this version of init understands.
 const EXIT_BAD_INFO: i64 = 1;
+/// Exit code when a benchmark failed (its reason is on the console).
+const EXIT_BENCH_FAILED: i64 = 2;
+/// Exit code when the kernel accepted a second report of a test (see `tests::run_selected`).
+const EXIT_REPORTS_NOT_ENFORCED: i64 = 3;
 
 fn main(info_va: u64) -> i64 {
     if info_va != INIT_INFO_VA {
@@ -73,12 +82,13 @@ fn main(info_va: u64) -> i64 {
     let env = Env {
         own_space: info.own_space,
         initrd,
+        exact_clock: cmdline.exact_clock(),
     };
-    if cmdline.has_tests() {
-        tests::run_selected(&env, &cmdline);
+    if cmdline.has_tests() && !tests::run_selected(&env, &cmdline) {
+        return EXIT_REPORTS_NOT_ENFORCED;
     }
-    if cmdline.bench() {
-        bench::run_all(&env);
+    if cmdline.bench() && bench::run_all(&env) > 0 {
+        return EXIT_BENCH_FAILED;
     }
     0
 }

@@ -122,18 +122,29 @@ pub const NOTIFY_SIGNALER: u16 = 2;
 /// failure label ([`CAP_NO_CAP`], [`CAP_WRONG_TYPE`], [`CAP_USE_FAILED`]) with word 0 = detail
 /// (the raw object type or error code). [`SHUTDOWN`] ends it.
 pub const CAP_RECEIVER: u16 = 3;
-/// Reads address 0. Handles: none. Must be killed.
+/// Reads address 0. Handles: `[endpoint (SEND)]`: like every `FAULT_*` role, it first sends one
+/// message labelled [`FAULT_PLAN`] whose word 0 is the address of the instruction that will
+/// fault (the first instruction of a small assembly routine) and word 1 the data address it
+/// accesses (0 if none), then faults. Must be killed; [`EXIT_SURVIVED_FAULT`] if it was resumed.
 pub const FAULT_NULL: u16 = 4;
-/// Writes to its own text segment. Handles: none. Must be killed.
+/// Writes to its own text segment (the byte already there). Handles and plan: as
+/// [`FAULT_NULL`]. Must be killed.
 pub const FAULT_WRITE_RO: u16 = 5;
-/// Reads the first kernel address (`0xffff_8000_0000_0000` on x86_64, `0xffff_0000_0000_0000`
-/// on AArch64). Handles: none. Must be killed.
+/// Reads [`KERNEL_PROBE_VA`], the first kernel address. Handles and plan: as [`FAULT_NULL`].
+/// Must be killed.
 pub const FAULT_KERNEL: u16 = 6;
-/// Executes the undefined instruction (`ud2` / `udf #0`). Handles: none. Must be killed.
+/// Executes the undefined instruction (`ud2` / `udf #0`). Handles and plan: as [`FAULT_NULL`].
+/// Must be killed.
 pub const FAULT_UNDEFINED: u16 = 7;
-/// Pager client. Handles: none. Writes a pattern into [`PAGER_WINDOW_PAGES`] pages at
-/// [`PAGER_WINDOW_VA`] (mapped by nobody: every first touch faults to the pager), reads it back;
-/// exit 0 if all matched, [`EXIT_CHECK_FAILED`] otherwise.
+/// Pager client. Handles: `[endpoint (SEND)]`, its pager's endpoint (a copy without the pager
+/// capability's badge). First sends one message labelled [`PAGER_PLAN`] with word 0 = the
+/// address of the load and word 1 = the address of the store instruction it first touches pages
+/// with. Then, for each data page `p` (the first [`PAGER_WINDOW_PAGES`] - 1 pages at
+/// [`PAGER_WINDOW_VA`], mapped by nobody: each first touch faults to the pager, in page order),
+/// touches word 0 with that load if `p` is even, that store if `p` is odd, and writes a pattern
+/// into the page; then calls the last page, [`PAGER_CODE_PAGE`], which the pager must map
+/// readable and executable with [`RETURN_INSTRUCTION`] at its start; then reads the patterns
+/// back. Exit 0 if all matched, [`EXIT_CHECK_FAILED`] otherwise.
 pub const PAGER_CLIENT: u16 = 8;
 /// FP/SIMD worker. Handles: none; param: seed. Runs [`crate::fpu::torture`] for
 /// [`FP_ITERATIONS`] iterations; exit 0 if the vector registers held, [`EXIT_CHECK_FAILED`]
@@ -143,13 +154,19 @@ pub const FP_WORKER: u16 = 9;
 /// unchanged and never prints.
 pub const BENCH_SERVER: u16 = 10;
 /// Yield partner. Handles: none; param: number of yields, 0 for "forever" (the spawner kills
-/// it). Exit 0.
+/// it). Before starting it, the spawner maps one page read-write at [`YIELD_TURNS_VA`]: the
+/// partner counts its turns there (word 0: 1 before its first yield, one more after each yield
+/// returns), so that the spawner can check that the two strictly alternate. Exit 0, or
+/// [`EXIT_SYSCALL_FAILED`] if a yield fails (without printing: it is a benchmark role; the
+/// count stops, which is what the spawner sees).
 pub const YIELD_PARTNER: u16 = 11;
 /// Fault benchmark client. Handles: `[endpoint (SEND)]`, the same endpoint that is its pager.
 /// Touches (reads) [`FAULT_BENCH_BATCHES`] + 1 batches of [`FAULT_BENCH_BATCH`] fresh pages at
 /// [`FAULT_BENCH_VA`], timing each batch with the cycle counter, then sends one message labelled
 /// [`BENCH_RESULT`] with word 0 = the median over the timed batches of cycles per fault (the
-/// first batch is the warm-up). Exit 0.
+/// first batch is the warm-up). Each touch must fault exactly once: the pager maps the page and
+/// replies `RESUME`, and any other outcome is the benchmark's failure, never a different way of
+/// serving it. Exit 0.
 pub const FAULT_BENCH: u16 = 12;
 
 /// A human-readable name for a role, for messages.
@@ -168,6 +185,13 @@ pub const fn role_name(role: u16) -> &'static str {
         BENCH_SERVER => "bench_server",
         YIELD_PARTNER => "yield_partner",
         FAULT_BENCH => "fault_bench",
+        FAULT_PRIVILEGED => "fault_privileged",
+        EXIT_WITH => "exit_with",
+        PARKED => "parked",
+        MANY_CLIENT => "many_client",
+        HOLDING_SERVER => "holding_server",
+        RECORDER => "recorder",
+        REPORT_PROBE => "report_probe",
         _ => "unknown",
     }
 }
@@ -210,9 +234,34 @@ pub const CAP_USE_FAILED: u32 = 0x12;
 pub const PAGER_WINDOW_VA: u64 = 0x0000_5000_0000_0000;
 /// How many pages [`PAGER_CLIENT`] touches.
 pub const PAGER_WINDOW_PAGES: u64 = 16;
+/// The page of the window that [`PAGER_CLIENT`] executes (the last one; the others hold data).
+pub const PAGER_CODE_PAGE: u64 = PAGER_WINDOW_PAGES - 1;
+/// [`PAGER_CLIENT`]'s first message (word 0: pc of its load, word 1: pc of its store).
+pub const PAGER_PLAN: u32 = 0x9A9E;
+/// The first message of every `FAULT_*` role (word 0: pc of the faulting instruction, word 1:
+/// the data address it accesses or 0).
+pub const FAULT_PLAN: u32 = 0xF1A9;
+
+/// The return instruction (`ret`), as [`PAGER_CLIENT`]'s pager writes it into the code page.
+#[cfg(target_arch = "x86_64")]
+pub const RETURN_INSTRUCTION: &[u8] = &[0xc3];
+/// The return instruction (`ret`, 0xd65f03c0 little-endian), as [`PAGER_CLIENT`]'s pager writes
+/// it into the code page.
+#[cfg(target_arch = "aarch64")]
+pub const RETURN_INSTRUCTION: &[u8] = &[0xc0, 0x03, 0x5f, 0xd6];
+
+/// The first kernel address, which [`FAULT_KERNEL`] reads (the start of the higher half).
+#[cfg(target_arch = "x86_64")]
+pub const KERNEL_PROBE_VA: u64 = 0xffff_8000_0000_0000;
+/// The first kernel address, which [`FAULT_KERNEL`] reads (the start of the TTBR1 half).
+#[cfg(target_arch = "aarch64")]
+pub const KERNEL_PROBE_VA: u64 = 0xffff_0000_0000_0000;
 
 /// Iterations of [`FP_WORKER`] (each yields once with live vector registers).
 pub const FP_ITERATIONS: u32 = 200;
+
+/// Where the spawner of [`YIELD_PARTNER`] maps the page in which the partner counts its turns.
+pub const YIELD_TURNS_VA: u64 = 0x0000_5200_0000_0000;
 
 /// Where [`FAULT_BENCH`] touches pages.
 pub const FAULT_BENCH_VA: u64 = 0x0000_5100_0000_0000;
@@ -222,3 +271,154 @@ pub const FAULT_BENCH_BATCH: u64 = 1000;
 pub const FAULT_BENCH_BATCHES: usize = 11;
 /// The label of [`FAULT_BENCH`]'s result message (word 0: median cycles per fault).
 pub const BENCH_RESULT: u32 = 0xBE9C;
+
+// ---------------------------------------------------------------------------------------------
+// Roles of the exit-code, many-clients, capability-return and report-refusal tests. Numbered
+// from 40, apart from the roles above, so that roles added elsewhere at the same time cannot
+// take the same numbers.
+
+/// Exit-code helper. Handles: none; param: an index into [`EXIT_CODES`]. Ends at once with
+/// `ThreadExit(EXIT_CODES[param])`, the whole 64-bit value, printing nothing; an index out of
+/// range ends it with [`EXIT_UNKNOWN_ROLE`].
+pub const EXIT_WITH: u16 = 40;
+/// Parked helper. Handles: `[notification (RECEIVE), ...]`. Waits on the notification for ever
+/// and only holds the other handles (for example a receive capability it never uses): it must
+/// be killed. Exit [`EXIT_CHECK_FAILED`] if the wait returns, [`EXIT_SYSCALL_FAILED`] if it
+/// fails.
+pub const PARKED: u16 = 41;
+/// Client of the many-clients test. Handles: `[endpoint (CALL)]`, badged
+/// [`many_badge`]`(id)`; param: [`many_param`]`(id, calls)`.
+///
+/// With `calls > 0`: makes `calls` calls in turn, call `seq` with label [`MANY_CALL`] and the
+/// words [`many_request`]`(badge, seq)`, and checks that each reply is exactly
+/// [`many_reply`]`(badge, request)` with label [`MANY_REPLY`], four words and no capability;
+/// exit [`many_exit`]`(`[`MANY_EXIT_DONE`]`, id)`. With `calls == 0`: makes one call (request
+/// `seq` 0), which the server holds until it is killed; exit `many_exit(`[`MANY_EXIT_KILLED`]`,
+/// id)` if it fails with `Killed`. Otherwise: `many_exit(`[`MANY_EXIT_WRONG_REPLY`]`, id)` for
+/// a reply that is not its own (or any reply in the second mode), `many_exit(`
+/// [`MANY_EXIT_CALL_FAILED`]`, id)` for a call that failed otherwise (the client prints which).
+pub const MANY_CLIENT: u16 = 42;
+/// Holding server. Handles: `[endpoint (RECEIVE), report endpoint (CALL)]`; param: K
+/// (`1..=MSG_WORDS`). Receives K messages and answers none (each caller stays waiting for its
+/// reply; a capability a message carries stays in its table), then calls the report endpoint
+/// with label [`HELD`] and, as its K words, the badges of the K messages in the order they
+/// arrived. That call is never answered: the spawner kills the server, which must fail every
+/// call it holds. Exit [`EXIT_CHECK_FAILED`] if the report is answered, [`EXIT_SYSCALL_FAILED`]
+/// if a call fails, [`EXIT_BAD_BOOTSTRAP`] for a K out of range.
+pub const HOLDING_SERVER: u16 = 43;
+/// Recorder. Handles: `[endpoint (RECEIVE)]`. Counts every message it receives and answers each
+/// call with label = that count (this message included) and the words `[raw info, raw
+/// capability handle, badge, 0]` of the message, deleting any capability it carried. A message
+/// labelled [`SHUTDOWN`] ends it (answered first if it was a call; not counted). Exit 0, or
+/// [`EXIT_SYSCALL_FAILED`].
+pub const RECORDER: u16 = 44;
+/// Report prober. Handles: none. Makes one `TestReport` for [`REPORT_PROBE_TEST`], status
+/// failed, reason [`REPORT_PROBE_REASON`] (if the kernel wrongly took it, that test shows as
+/// failed, never as passed), and exits with the error the kernel returned
+/// (`Error::into_raw`, negative: a joiner sees its low 32 bits), or with
+/// [`REPORT_PROBE_ACCEPTED`] if the kernel accepted the report.
+pub const REPORT_PROBE: u16 = 45;
+
+// ---------------------------------------------------------------------------------------------
+// Roles of the fault-kind tests. Numbered from 60, apart from the others, so that roles added
+// elsewhere at the same time cannot take the same numbers.
+
+/// Executes a privileged instruction (`hlt` on x86_64: a general-protection fault in ring 3;
+/// `msr daifset, #0xf` on AArch64: trapped at EL0 while `SCTLR_EL1.UMA` is 0). Handles and plan:
+/// as [`FAULT_NULL`]. Must be killed.
+pub const FAULT_PRIVILEGED: u16 = 60;
+
+/// What [`EXIT_WITH`] passes to `ThreadExit`, by index: boundary values of the low 32 bits, the
+/// low 32 bits of an error code, and values with bits above 32 (a joiner sees the low 32 bits
+/// only, `ThreadJoin`'s documented rule).
+pub const EXIT_CODES: [i64; 11] = [
+    0,
+    1,
+    0x7fff_ffff,
+    0x8000_0000,
+    0xffff_fffe,
+    0xffff_ffff,
+    -1,
+    // `Error::Killed`'s code: as an exit code it must come back as a value, never as `Killed`.
+    -10,
+    0x1_0000_0000,
+    0x1234_5678_9abc_def0,
+    i64::MIN,
+];
+
+/// The label of a [`MANY_CLIENT`] call.
+pub const MANY_CALL: u32 = 0x3A11;
+/// The label of the answer to a [`MANY_CLIENT`] call.
+pub const MANY_REPLY: u32 = 0x3A12;
+/// [`HOLDING_SERVER`]'s report label (words: the badges of the calls it holds).
+pub const HELD: u32 = 0x4E1D;
+
+/// [`MANY_CLIENT`] exit base: every reply was its own.
+pub const MANY_EXIT_DONE: u32 = 0x600D_0000;
+/// [`MANY_CLIENT`] exit base: the held call failed with `Killed`.
+pub const MANY_EXIT_KILLED: u32 = 0x4B1D_0000;
+/// [`MANY_CLIENT`] exit base: a reply that was not its own (or a reply it should not get).
+pub const MANY_EXIT_WRONG_REPLY: u32 = 0xBAD0_0000;
+/// [`MANY_CLIENT`] exit base: a call failed with an error it did not expect.
+pub const MANY_EXIT_CALL_FAILED: u32 = 0xFA1D_0000;
+
+/// The exit code of [`MANY_CLIENT`] `id` for outcome `base` (one of the `MANY_EXIT_*`).
+#[must_use]
+pub const fn many_exit(base: u32, id: u64) -> i64 {
+    (base | (id as u32 & 0xff)) as i64
+}
+
+/// The parameter of [`MANY_CLIENT`] `id` (below 256) making `calls` calls (below 2^40).
+#[must_use]
+pub const fn many_param(id: u64, calls: u64) -> u64 {
+    (id & 0xff) | (calls << 8)
+}
+
+/// Splits a [`MANY_CLIENT`] parameter into id and number of calls.
+#[must_use]
+pub const fn split_many_param(param: u64) -> (u64, u64) {
+    (param & 0xff, param >> 8)
+}
+
+/// The badge of [`MANY_CLIENT`] `id`: distinct per id, with bits set in both halves of the
+/// word so that a badge cut to 32 bits or mixed up with another shows.
+#[must_use]
+pub const fn many_badge(id: u64) -> abi::Badge {
+    0xB0B0_0000_0000_0000 | ((id + 1) << 32) | ((id + 1) * 0x1111)
+}
+
+/// The words of call `seq` of the client with `badge`: every word depends on both.
+#[must_use]
+pub const fn many_request(badge: abi::Badge, seq: u64) -> [u64; abi::MSG_WORDS] {
+    [
+        badge ^ seq,
+        seq,
+        badge.rotate_left((seq % 64) as u32),
+        !seq ^ (badge >> 7),
+    ]
+}
+
+/// The words of the answer to `request` from the client with `badge` (the badge as the
+/// server's kernel delivered it): every word depends on both.
+#[must_use]
+pub const fn many_reply(
+    badge: abi::Badge,
+    request: [u64; abi::MSG_WORDS],
+) -> [u64; abi::MSG_WORDS] {
+    [
+        badge,
+        request[0]
+            .wrapping_add(request[1])
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        request[2] ^ badge,
+        !request[3],
+    ]
+}
+
+/// The init test [`REPORT_PROBE`] reports for (it must be refused: only init may report).
+pub const REPORT_PROBE_TEST: &str = "syscall_bad_args";
+/// The reason of [`REPORT_PROBE`]'s report.
+pub const REPORT_PROBE_REASON: &str =
+    "a utest helper's TestReport was accepted: only init may report";
+/// [`REPORT_PROBE`]'s exit code when the kernel accepted its report.
+pub const REPORT_PROBE_ACCEPTED: i64 = 0x0ACC_E97D;

@@ -553,13 +553,103 @@ pub fn thread_kill(thread: CapHandle) -> Result<()> {
 }
 
 /// `ThreadJoin`: waits (at most `timeout`) for `thread` (`CONTROL`) to end; returns the low 32
-/// bits of its exit code. `Err(Killed)` if it was killed.
+/// bits of its exit code. `Err(Killed)` if it was killed. The kernel zero-extends the code, so a
+/// result with any of bits 32..64 set is not one the ABI allows: `Err(Unknown)`, never a
+/// silently truncated value.
 pub fn thread_join(thread: CapHandle, timeout: Timeout) -> Result<u32> {
     let mut args = args1(thread.into_raw());
     args[ipc::TIMEOUT] = timeout.into_raw();
     value_call(Syscall::ThreadJoin, args)
         .0
-        .map(|code| code as u32)
+        .and_then(|code| u32::try_from(code).map_err(|_| Error::Unknown))
+}
+
+/// A fault as the kernel describes it: words 0..3 of the fault message ([`abi::fault`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultWords {
+    /// What went wrong.
+    pub kind: abi::fault::FaultKind,
+    /// The faulting data address ([`abi::fault::FaultKind::Page`]), else 0.
+    pub address: u64,
+    /// The instruction pointer of the faulting instruction.
+    pub pc: u64,
+    /// [`abi::fault::access`] bits ([`abi::fault::FaultKind::Page`]), else 0.
+    pub access: u64,
+}
+
+impl FaultWords {
+    /// Decodes words 0..3 of a fault message; `None` if word 0 is not a [`FaultKind`](
+    /// abi::fault::FaultKind).
+    #[must_use]
+    pub fn from_words([kind, address, pc, access]: [u64; 4]) -> Option<Self> {
+        Some(Self {
+            kind: abi::fault::FaultKind::from_raw(kind)?,
+            address,
+            pc,
+            access,
+        })
+    }
+}
+
+/// What [`thread_state`] says a thread is doing ([`abi::syscall::ThreadStatus`] with its
+/// detail decoded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadState {
+    /// Not started yet.
+    NotStarted,
+    /// Runnable, waiting for a CPU (or woken and not yet run).
+    Ready,
+    /// On a CPU.
+    Running,
+    /// Queued to send on an endpoint (`Send`).
+    Sending,
+    /// Queued to call an endpoint (`Call`), not taken yet.
+    Calling,
+    /// Its call was taken; waiting for the reply.
+    AwaitingReply,
+    /// Queued to receive on an endpoint.
+    Receiving,
+    /// Waiting on a notification.
+    Waiting,
+    /// Waiting for another thread to end.
+    Joining,
+    /// Stopped on a fault its pager has not answered.
+    Faulted(FaultWords),
+    /// Blocked on nothing else listed.
+    Blocked,
+    /// Ended with this exit code.
+    Exited(u32),
+    /// Killed: by the fault given, or (`None`) by a kill.
+    Killed(Option<FaultWords>),
+}
+
+/// `ThreadState`: what `thread` (`CONTROL`) is doing. A status or detail this ABI version does
+/// not know (a newer or buggy kernel) is reported as [`Error::Unknown`]; so is a `Faulted` status
+/// without a fault kind.
+pub fn thread_state(thread: CapHandle) -> Result<ThreadState> {
+    use abi::syscall::ThreadStatus as S;
+    let (result, slots) = value_call(Syscall::ThreadState, args1(thread.into_raw()));
+    let status = S::from_raw(result? as u64).ok_or(Error::Unknown)?;
+    let detail = [slots[1], slots[2], slots[3], slots[4]];
+    Ok(match status {
+        S::NotStarted => ThreadState::NotStarted,
+        S::Ready => ThreadState::Ready,
+        S::Running => ThreadState::Running,
+        S::Sending => ThreadState::Sending,
+        S::Calling => ThreadState::Calling,
+        S::AwaitingReply => ThreadState::AwaitingReply,
+        S::Receiving => ThreadState::Receiving,
+        S::Waiting => ThreadState::Waiting,
+        S::Joining => ThreadState::Joining,
+        S::Faulted => ThreadState::Faulted(FaultWords::from_words(detail).ok_or(Error::Unknown)?),
+        S::Blocked => ThreadState::Blocked,
+        // Zero-extended like ThreadJoin's result: anything above 32 bits is not the ABI's.
+        S::Exited => ThreadState::Exited(u32::try_from(slots[1]).map_err(|_| Error::Unknown)?),
+        S::Killed if detail == [0; 4] => ThreadState::Killed(None),
+        S::Killed => {
+            ThreadState::Killed(Some(FaultWords::from_words(detail).ok_or(Error::Unknown)?))
+        }
+    })
 }
 
 /// `SetPager`: makes `endpoint` (`SEND` and `CALL`; `NULL` for none) the pager of `space`
@@ -573,12 +663,12 @@ pub fn set_pager(space: CapHandle, endpoint: CapHandle) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 // Tests and time.
 
-/// `TestReport`: reports user test `name` (1..=64 bytes of `[a-z0-9_]`) as passed, or failed
-/// with `reason` (at most 200 bytes).
-pub fn test_report(name: &str, passed: bool, reason: &str) -> Result<()> {
+/// `TestReport`: reports user test `name` (1..=64 bytes of `[a-z0-9_]`) as `status`, with
+/// `reason` (at most 200 bytes; ignored when passed).
+pub fn test_report(name: &str, status: abi::syscall::TestStatus, reason: &str) -> Result<()> {
     let mut args = args1(name.as_ptr() as u64);
     args[1] = name.len() as u64;
-    args[2] = u64::from(!passed);
+    args[2] = status as u64;
     args[3] = reason.as_ptr() as u64;
     args[4] = reason.len() as u64;
     // SAFETY: the kernel only reads `name` and `reason` (pointer and length from live borrows,

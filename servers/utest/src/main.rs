@@ -31,11 +31,18 @@ fn main(arg: u64) -> i64 {
         roles::FAULT_NULL
         | roles::FAULT_WRITE_RO
         | roles::FAULT_KERNEL
-        | roles::FAULT_UNDEFINED => fault(role),
+        | roles::FAULT_UNDEFINED
+        | roles::FAULT_PRIVILEGED => fault(role),
         roles::PAGER_CLIENT => pager_client(role),
         roles::FP_WORKER => fp_worker(role, param),
         roles::YIELD_PARTNER => yield_partner(param),
         roles::FAULT_BENCH => fault_bench(role),
+        roles::EXIT_WITH => exit_with(param),
+        roles::PARKED => parked(role),
+        roles::MANY_CLIENT => many_client(role, param),
+        roles::HOLDING_SERVER => holding_server(role, param),
+        roles::RECORDER => recorder(role),
+        roles::REPORT_PROBE => report_probe(),
         _ => {
             println!("utest: unknown role {role} (argument {arg:#x})");
             roles::EXIT_UNKNOWN_ROLE
@@ -175,70 +182,115 @@ fn use_received_cap(msg: &Message) -> Message {
     result
 }
 
-/// `FAULT_*`: makes the fault the role names; the kernel must kill the process.
+// The instructions whose faults the tests check, each the first instruction of a routine, so
+// that the spawner can be told exactly which pc must fault (the symbol's address). Each routine
+// returns if its instruction did not fault.
+#[cfg(target_arch = "x86_64")]
+core::arch::global_asm!(
+    ".section .text.utest_probes,\"ax\",@progbits",
+    ".global utest_load",
+    "utest_load:",
+    "    mov rax, qword ptr [rdi]",
+    "    ret",
+    ".global utest_store",
+    "utest_store:",
+    "    mov qword ptr [rdi], rsi",
+    "    ret",
+    ".global utest_store_byte",
+    "utest_store_byte:",
+    "    mov byte ptr [rdi], sil",
+    "    ret",
+    ".global utest_undefined",
+    "utest_undefined:",
+    "    ud2",
+    "    ret",
+    ".global utest_privileged",
+    "utest_privileged:",
+    "    hlt",
+    "    ret",
+);
+#[cfg(target_arch = "aarch64")]
+core::arch::global_asm!(
+    ".section .text.utest_probes,\"ax\",%progbits",
+    ".global utest_load",
+    "utest_load:",
+    "    ldr x0, [x0]",
+    "    ret",
+    ".global utest_store",
+    "utest_store:",
+    "    str x1, [x0]",
+    "    ret",
+    ".global utest_store_byte",
+    "utest_store_byte:",
+    "    strb w1, [x0]",
+    "    ret",
+    ".global utest_undefined",
+    "utest_undefined:",
+    "    udf #0",
+    "    ret",
+    ".global utest_privileged",
+    "utest_privileged:",
+    "    msr daifset, #0xf",
+    "    ret",
+);
+
+unsafe extern "C" {
+    /// Loads the word at `address` (first instruction).
+    fn utest_load(address: u64) -> u64;
+    /// Stores `value` at `address` (first instruction).
+    fn utest_store(address: u64, value: u64);
+    /// Stores the low byte of `value` at `address` (first instruction).
+    fn utest_store_byte(address: u64, value: u64);
+    /// Executes the undefined instruction (first instruction).
+    fn utest_undefined();
+    /// Executes a privileged instruction (first instruction).
+    fn utest_privileged();
+}
+
+/// `FAULT_*`: tells the spawner which instruction will fault and on what address, then makes the
+/// fault the role names; the kernel must kill the process.
 fn fault(role: u16) -> i64 {
+    let endpoint = match handle(role, 0) {
+        Ok(endpoint) => endpoint,
+        Err(code) => return code,
+    };
+    // Any byte of this program's text: the write stores back the byte already there.
+    let text = main as *const () as u64;
+    let (pc, address) = match role {
+        roles::FAULT_NULL => (utest_load as *const () as u64, 0),
+        roles::FAULT_KERNEL => (utest_load as *const () as u64, roles::KERNEL_PROBE_VA),
+        roles::FAULT_WRITE_RO => (utest_store_byte as *const () as u64, text),
+        roles::FAULT_UNDEFINED => (utest_undefined as *const () as u64, 0),
+        _ => (utest_privileged as *const () as u64, 0),
+    };
+    let plan = Message::new(roles::FAULT_PLAN, [pc, address, 0, 0]);
+    if let Err(error) = send(endpoint, &plan, Timeout::FOREVER) {
+        return syscall_failed(role, "send the fault plan", error);
+    }
+    // Each routine's first instruction is meant to fault and end the process. Were the kernel to
+    // resume it anyway, no Rust-visible memory changes (each SAFETY below says why).
     match role {
-        roles::FAULT_NULL => read_address(0),
-        roles::FAULT_KERNEL => {
-            #[cfg(target_arch = "x86_64")]
-            read_address(0xffff_8000_0000_0000);
-            #[cfg(target_arch = "aarch64")]
-            read_address(0xffff_0000_0000_0000);
+        roles::FAULT_NULL | roles::FAULT_KERNEL => {
+            // SAFETY: a load; the value is discarded.
+            let _ = unsafe { utest_load(address) };
         }
-        roles::FAULT_WRITE_RO => write_own_text(),
-        _ => undefined_instruction(),
+        roles::FAULT_WRITE_RO => {
+            let text_byte = core::ptr::with_exposed_provenance::<u8>(text as usize);
+            // SAFETY: program text is mapped readable for the process's whole life.
+            let byte = unsafe { text_byte.read_volatile() };
+            // SAFETY: stores back the byte that is already there: the code is unchanged.
+            unsafe { utest_store_byte(text, u64::from(byte)) };
+        }
+        // SAFETY: `ud2` / `udf` touch no memory.
+        roles::FAULT_UNDEFINED => unsafe { utest_undefined() },
+        // SAFETY: `hlt` / `msr daifset` touch no memory.
+        _ => unsafe { utest_privileged() },
     }
     println!(
         "utest[{}]: survived its fault (the kernel resumed it)",
         roles::role_name(role)
     );
     roles::EXIT_SURVIVED_FAULT
-}
-
-/// Loads a word from `address` in assembly (so that the compiler does not treat the access as
-/// undefined behaviour and remove it).
-fn read_address(address: u64) {
-    // SAFETY: the access is meant to fault and end the process; if the kernel resumed it anyway
-    // the loaded value is discarded and no Rust-visible memory was written.
-    unsafe {
-        #[cfg(target_arch = "x86_64")]
-        core::arch::asm!("mov {tmp}, qword ptr [{addr}]", addr = in(reg) address, tmp = out(reg) _, options(nostack, readonly));
-        #[cfg(target_arch = "aarch64")]
-        core::arch::asm!("ldr {tmp}, [{addr}]", addr = in(reg) address, tmp = out(reg) _, options(nostack, readonly));
-    }
-}
-
-/// Stores a byte over this function's own code (a read+execute page).
-fn write_own_text() {
-    let address = write_own_text as *const () as u64;
-    // SAFETY: the store is meant to fault (text is mapped without WRITE) and end the process. If
-    // the kernel wrongly allowed it, the byte written equals the one already there, so the code
-    // is unchanged.
-    unsafe {
-        #[cfg(target_arch = "x86_64")]
-        core::arch::asm!(
-            "mov {tmp:l}, byte ptr [{addr}]",
-            "mov byte ptr [{addr}], {tmp:l}",
-            addr = in(reg) address, tmp = out(reg) _, options(nostack),
-        );
-        #[cfg(target_arch = "aarch64")]
-        core::arch::asm!(
-            "ldrb {tmp:w}, [{addr}]",
-            "strb {tmp:w}, [{addr}]",
-            addr = in(reg) address, tmp = out(reg) _, options(nostack),
-        );
-    }
-}
-
-/// Executes the architecture's undefined instruction.
-fn undefined_instruction() {
-    // SAFETY: `ud2` / `udf #0` only raise an exception; they touch no memory.
-    unsafe {
-        #[cfg(target_arch = "x86_64")]
-        core::arch::asm!("ud2", options(nomem, nostack));
-        #[cfg(target_arch = "aarch64")]
-        core::arch::asm!("udf #0", options(nomem, nostack));
-    }
 }
 
 /// The pattern word `word` of page `page` of the pager window.
@@ -249,27 +301,58 @@ fn pattern(page: u64, word: u64) -> u64 {
 /// Words of each page the pager client writes and checks (spread over the page).
 const PATTERN_WORDS: u64 = 8;
 
-/// `PAGER_CLIENT`: writes then checks a pattern in every page of the window; each first touch
-/// faults to the pager.
+/// `PAGER_CLIENT`: tells its pager which load and store touch the window first, touches every
+/// data page (a load on even pages, a store on odd ones; each first touch faults to the pager)
+/// and writes a pattern into it, runs the code page, then checks the patterns.
 fn pager_client(role: u16) -> i64 {
+    let endpoint = match handle(role, 0) {
+        Ok(endpoint) => endpoint,
+        Err(code) => return code,
+    };
+    let plan = Message::new(
+        roles::PAGER_PLAN,
+        [
+            utest_load as *const () as u64,
+            utest_store as *const () as u64,
+            0,
+            0,
+        ],
+    );
+    if let Err(error) = send(endpoint, &plan, Timeout::FOREVER) {
+        return syscall_failed(role, "send the pager plan", error);
+    }
     let word_address = |page: u64, word: u64| {
         roles::PAGER_WINDOW_VA + page * rt::process::PAGE_SIZE + word * (rt::process::PAGE_SIZE / 8)
     };
-    for page in 0..roles::PAGER_WINDOW_PAGES {
+    for page in 0..roles::PAGER_CODE_PAGE {
+        let first = word_address(page, 0);
+        // The window is reserved for this test: nothing in this program lives there, and the
+        // pager maps each page read-write on its first touch (the access faults until then and
+        // is re-executed after the pager's reply). The address is 8-byte aligned.
+        if page.is_multiple_of(2) {
+            // SAFETY: see above; the value is discarded.
+            let _ = unsafe { utest_load(first) };
+        } else {
+            // SAFETY: see above; the word is the one the loop below writes there anyway.
+            unsafe { utest_store(first, pattern(page, 0)) };
+        }
         for word in 0..PATTERN_WORDS {
             let ptr =
                 core::ptr::with_exposed_provenance_mut::<u64>(word_address(page, word) as usize);
-            // SAFETY: the window is reserved for this test: nothing in this program lives there,
-            // and the pager maps each page read-write on its first touch (the access faults until
-            // then and is re-executed after the pager's reply). The address is 8-byte aligned.
+            // SAFETY: as above; the page is mapped by now.
             unsafe { ptr.write_volatile(pattern(page, word)) };
         }
     }
+    let code = word_address(roles::PAGER_CODE_PAGE, 0) as usize;
+    // SAFETY: the pager protocol (rt::roles::PAGER_CLIENT) has the pager map the code page
+    // readable and executable with a return instruction at its start, on the first fetch; so the
+    // call returns at once, touching nothing. A pager that maps anything else fails the test.
+    unsafe { core::mem::transmute::<usize, extern "C" fn()>(code)() };
     let mut bad = 0u64;
-    for page in 0..roles::PAGER_WINDOW_PAGES {
+    for page in 0..roles::PAGER_CODE_PAGE {
         for word in 0..PATTERN_WORDS {
             let ptr = core::ptr::with_exposed_provenance::<u64>(word_address(page, word) as usize);
-            // SAFETY: as above; every page is mapped by now (written in the loop above).
+            // SAFETY: as above; every data page is mapped by now (written in the loop above).
             let found = unsafe { ptr.read_volatile() };
             if found != pattern(page, word) {
                 if bad == 0 {
@@ -301,17 +384,28 @@ fn fp_worker(role: u16, seed: u64) -> i64 {
     }
 }
 
-/// `YIELD_PARTNER`: yields `count` times, or forever when `count` is 0 (the spawner kills it).
+/// `YIELD_PARTNER`: yields `count` times, or forever when `count` is 0 (the spawner kills it),
+/// counting its turns in the page at [`roles::YIELD_TURNS_VA`]: the spawner checks that each of
+/// its own yields gave this partner exactly one turn. A failed yield ends it (the count stops,
+/// which the spawner sees); it prints nothing itself, being a benchmark role.
 fn yield_partner(count: u64) -> i64 {
-    if count == 0 {
-        loop {
-            let _ = yield_now();
+    // SAFETY: the spawner maps a read-write page at YIELD_TURNS_VA before starting this role and
+    // leaves it for the process's whole life (rt::roles); it is page-aligned, and every bit
+    // pattern is a valid AtomicU64. The spawner maps it read-only on its side and only loads.
+    let turns = unsafe { &*(roles::YIELD_TURNS_VA as *const core::sync::atomic::AtomicU64) };
+    // One bound check per turn (no separate test for "forever"): the loop is measured.
+    let last = if count == 0 { u64::MAX } else { count + 1 };
+    let mut turn = 0u64;
+    loop {
+        turn += 1;
+        turns.store(turn, core::sync::atomic::Ordering::Relaxed);
+        if turn == last {
+            return 0;
+        }
+        if yield_now().is_err() {
+            return roles::EXIT_SYSCALL_FAILED;
         }
     }
-    for _ in 0..count {
-        let _ = yield_now();
-    }
-    0
 }
 
 /// `FAULT_BENCH`: times batches of page faults (each served by the pager) and sends the median
@@ -349,3 +443,176 @@ fn fault_bench(role: u16) -> i64 {
 
 // The fault label is what the pager sees; keep the benchmark's result label distinct from it.
 const _: () = assert!(roles::BENCH_RESULT != FAULT_LABEL);
+
+/// `EXIT_WITH`: ends with `EXIT_CODES[index]` through `ThreadExit` directly (not through `main`,
+/// which would print a line for every non-zero code).
+fn exit_with(index: u64) -> i64 {
+    match usize::try_from(index)
+        .ok()
+        .and_then(|i| roles::EXIT_CODES.get(i))
+    {
+        Some(&code) => rt::syscall::thread_exit(code),
+        None => {
+            println!("utest[exit_with]: no exit code number {index}");
+            roles::EXIT_UNKNOWN_ROLE
+        }
+    }
+}
+
+/// `PARKED`: waits for ever on its notification (bootstrap handle 0); it must be killed.
+fn parked(role: u16) -> i64 {
+    let notification = match handle(role, 0) {
+        Ok(notification) => notification,
+        Err(code) => return code,
+    };
+    match rt::syscall::wait(notification, Timeout::FOREVER) {
+        Ok(bits) => {
+            println!("utest[parked]: woken with bits {bits:#x}, expected to be killed");
+            roles::EXIT_CHECK_FAILED
+        }
+        Err(error) => syscall_failed(role, "wait", error),
+    }
+}
+
+/// `MANY_CLIENT`: calls the server through its badged endpoint and checks that every reply is
+/// its own (computed from its own badge), or, with no calls to make, that its one call fails with
+/// `Killed`.
+fn many_client(role: u16, param: u64) -> i64 {
+    let (id, calls) = roles::split_many_param(param);
+    let endpoint = match handle(role, 0) {
+        Ok(endpoint) => endpoint,
+        Err(code) => return code,
+    };
+    let badge = roles::many_badge(id);
+    if calls == 0 {
+        let request = Message::new(roles::MANY_CALL, roles::many_request(badge, 0));
+        return match rt::syscall::call(endpoint, &request, Timeout::FOREVER) {
+            Err(abi::Error::Killed) => roles::many_exit(roles::MANY_EXIT_KILLED, id),
+            Ok(answer) => {
+                println!(
+                    "utest[many_client {id}]: the held call was answered ({:?}), expected Killed",
+                    answer.info
+                );
+                roles::many_exit(roles::MANY_EXIT_WRONG_REPLY, id)
+            }
+            Err(error) => {
+                println!("utest[many_client {id}]: held call: {error}, expected Killed");
+                roles::many_exit(roles::MANY_EXIT_CALL_FAILED, id)
+            }
+        };
+    }
+    for seq in 0..calls {
+        let words = roles::many_request(badge, seq);
+        let answer = match rt::syscall::call(
+            endpoint,
+            &Message::new(roles::MANY_CALL, words),
+            Timeout::FOREVER,
+        ) {
+            Ok(answer) => answer,
+            Err(error) => {
+                println!("utest[many_client {id}]: call {seq}: {error}");
+                return roles::many_exit(roles::MANY_EXIT_CALL_FAILED, id);
+            }
+        };
+        let want = Message::new(roles::MANY_REPLY, roles::many_reply(badge, words));
+        if answer != want {
+            println!(
+                "utest[many_client {id}]: call {seq}: reply {:?} {:x?}, expected {:x?} (not its own)",
+                answer.info, answer.words, want.words
+            );
+            return roles::many_exit(roles::MANY_EXIT_WRONG_REPLY, id);
+        }
+    }
+    roles::many_exit(roles::MANY_EXIT_DONE, id)
+}
+
+/// `HOLDING_SERVER`: receives `held` messages without answering, reports their badges to the
+/// spawner with a call that is never answered, and is killed there.
+fn holding_server(role: u16, held: u64) -> i64 {
+    let (endpoint, report) = match (handle(role, 0), handle(role, 1)) {
+        (Ok(endpoint), Ok(report)) => (endpoint, report),
+        (Err(code), _) | (_, Err(code)) => return code,
+    };
+    let Some(count) = usize::try_from(held)
+        .ok()
+        .filter(|count| (1..=abi::MSG_WORDS).contains(count))
+    else {
+        println!("utest[holding_server]: cannot hold {held} calls");
+        return roles::EXIT_BAD_BOOTSTRAP;
+    };
+    let mut badges = [0u64; abi::MSG_WORDS];
+    for badge in badges.iter_mut().take(count) {
+        // The reply token is dropped on purpose: the call stays unanswered until this thread
+        // dies, and then the kernel must fail it with `Killed`.
+        match recv(endpoint, Timeout::FOREVER) {
+            Ok(received) => *badge = received.badge,
+            Err(error) => return syscall_failed(role, "recv", error),
+        }
+    }
+    let info = match abi::MessageInfo::new(roles::HELD, count, false) {
+        Ok(info) => info,
+        Err(error) => return syscall_failed(role, "report info", error),
+    };
+    let report_msg = Message {
+        info,
+        words: badges,
+        cap: CapHandle::NULL,
+    };
+    match rt::syscall::call(report, &report_msg, Timeout::FOREVER) {
+        Ok(_) => {
+            println!("utest[holding_server]: its report was answered, expected to be killed");
+            roles::EXIT_CHECK_FAILED
+        }
+        Err(error) => syscall_failed(role, "report call", error),
+    }
+}
+
+/// `RECORDER`: answers every call with what it received and how many messages it has received.
+fn recorder(role: u16) -> i64 {
+    let endpoint = match handle(role, 0) {
+        Ok(endpoint) => endpoint,
+        Err(code) => return code,
+    };
+    let mut count = 0u32;
+    loop {
+        let received = match recv(endpoint, Timeout::FOREVER) {
+            Ok(received) => received,
+            Err(error) => return syscall_failed(role, "recv", error),
+        };
+        let msg = received.msg;
+        if msg.label() == roles::SHUTDOWN {
+            if !received.reply.is_none() {
+                let _ = rt::syscall::reply(&Message::label_only(roles::SHUTDOWN), received.reply);
+            }
+            return 0;
+        }
+        count += 1;
+        if !msg.cap.is_null() {
+            // Only what arrived matters; the capability itself is not kept.
+            let _ = cap_delete(msg.cap);
+        }
+        if !received.reply.is_none() {
+            let answer = Message::new(
+                count,
+                [msg.info.into_raw(), msg.cap.into_raw(), received.badge, 0],
+            );
+            if let Err(error) = rt::syscall::reply(&answer, received.reply) {
+                return syscall_failed(role, "reply", error);
+            }
+        }
+    }
+}
+
+/// `REPORT_PROBE`: tries to report an init test from a process that is not init. The report
+/// says the test failed, so that a kernel that wrongly accepts it can never make that test pass
+/// (`utest` reports no results of its own: this one exists only to be refused).
+fn report_probe() -> i64 {
+    match rt::syscall::test_report(
+        roles::REPORT_PROBE_TEST,
+        abi::syscall::TestStatus::Failed,
+        roles::REPORT_PROBE_REASON,
+    ) {
+        Ok(()) => roles::REPORT_PROBE_ACCEPTED,
+        Err(error) => error.into_raw() as i64,
+    }
+}

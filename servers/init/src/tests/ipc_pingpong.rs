@@ -32,7 +32,7 @@ fn words(i: u64) -> [u64; MSG_WORDS] {
 /// What sits in the registers past a short message's length (must never be delivered).
 const STALE: u64 = 0x57a1_e57a_1e57_a1e5;
 /// The stack of the short-message caller thread (apart from every other test's).
-const SHORT_STACK_VA: u64 = 0x0000_6500_0000_0000;
+const SHORT_STACK_VA: u64 = crate::va::PINGPONG_STACK;
 const SHORT_STACK_PAGES: usize = 16;
 
 /// A message of `length` words (`first`, `first + 1`, ...) with [`STALE`] in the other registers.

@@ -4,16 +4,18 @@
 //! `Timeout` after at least that long (by the kernel's clock), that a `Call` with a timeout fails
 //! with `Timeout` both when no receiver takes it and when a waiting server takes it (the direct
 //! switch) but never replies, after which the server's reply token is worthless; and that `POLL`
-//! receives and sends fail at once with `WouldBlock`. It must never check an upper bound on the
-//! elapsed time (emulators are slow).
+//! receives and sends fail at once with `WouldBlock`. Upper bounds on the elapsed time (a tick
+//! past the timeout) are checked only under the exact clock: on the host's clock an emulator can
+//! be stalled for any time.
 
+use super::notify::{LATE_BOUND_NANOS, clocked};
 use super::{Context, TestResult, WAIT, expect_err, fail, owned};
 use crate::Env;
 use abi::{CapHandle, Error, Timeout};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rt::syscall::{
-    Message, call, clock_nanos, endpoint_create, notification_create, recv, reply, send, signal,
-    thread_join, thread_kill, wait,
+    Message, call, endpoint_create, notification_create, recv, reply, send, signal, thread_join,
+    thread_kill, wait,
 };
 
 /// The timeout tried: 10 ms.
@@ -24,10 +26,10 @@ const TIMEOUT_NANOS: u64 = 10_000_000;
 static ENDPOINT: AtomicU64 = AtomicU64::new(0);
 static PARKING: AtomicU64 = AtomicU64::new(0);
 /// The stack of that server thread (apart from every other test's and the benchmarks').
-const SERVER_STACK_VA: u64 = 0x0000_6400_0000_0000;
+const SERVER_STACK_VA: u64 = crate::va::IPC_TIMEOUT_STACK;
 const SERVER_STACK_PAGES: usize = 16;
 /// How long the server is given to reach its `Recv`.
-const SETTLE: Timeout = Timeout::from_nanos(20_000_000);
+const SETTLE_NANOS: u64 = 20_000_000;
 
 /// Takes one call and does not reply until init signals (after the caller timed out); then its
 /// reply must be refused. Exit codes: 0 refused as `InvalidReply`, 1 the reply went through, 2
@@ -50,7 +52,7 @@ fn server_that_replies_too_late(_: u64) -> i64 {
 
 /// A call delivered straight to a waiting server (the direct switch) that does not reply times
 /// out, and the server's late reply is refused.
-fn call_to_a_silent_server(env: &Env, timeout: Timeout) -> TestResult {
+fn call_to_a_silent_server(env: &Env) -> TestResult {
     let endpoint = owned("endpoint_create", endpoint_create())?;
     let parking = owned("notification_create", notification_create())?;
     ENDPOINT.store(endpoint.get().into_raw(), Ordering::Relaxed);
@@ -66,15 +68,18 @@ fn call_to_a_silent_server(env: &Env, timeout: Timeout) -> TestResult {
         Err(error) => fail!("spawn the silent server: {error}"),
     };
     // The server must be waiting in `Recv` before the call, so that the call switches to it.
-    let called = expect_err(
+    let called = timed(
+        env,
         "the silent server waits in recv",
-        thread_join(server.thread, SETTLE),
-        Error::Timeout,
+        SETTLE_NANOS,
+        |timeout| thread_join(server.thread, timeout),
     )
     .and_then(|()| {
         timed(
+            env,
             "call with a 10 ms timeout to a server that does not reply",
-            || call(endpoint.get(), &Message::new(2, [5, 6, 7, 8]), timeout),
+            TIMEOUT_NANOS,
+            |timeout| call(endpoint.get(), &Message::new(2, [5, 6, 7, 8]), timeout),
         )
     });
     if let Err(reason) = called {
@@ -90,14 +95,24 @@ fn call_to_a_silent_server(env: &Env, timeout: Timeout) -> TestResult {
     }
 }
 
-/// Runs `op` (which must fail with `Timeout`) and checks it took at least [`TIMEOUT_NANOS`].
-fn timed<T: core::fmt::Debug>(what: &str, op: impl FnOnce() -> abi::Result<T>) -> TestResult {
-    let before = clock_nanos().context("clock_nanos")?;
-    expect_err(what, op(), Error::Timeout)?;
-    let elapsed = clock_nanos().context("clock_nanos")?.wrapping_sub(before);
-    if elapsed < TIMEOUT_NANOS {
-        fail!("{what}: timed out after {elapsed} ns, before the {TIMEOUT_NANOS} ns timeout");
+/// Runs `op` with a timeout of `nanos` (it must fail with `Timeout`) and checks it took at
+/// least that long, and under the exact clock at most [`LATE_BOUND_NANOS`] (a tick and the
+/// system call's path) longer.
+fn timed<T: core::fmt::Debug>(
+    env: &Env,
+    what: &str,
+    nanos: u64,
+    op: impl FnOnce(Timeout) -> abi::Result<T>,
+) -> TestResult {
+    let (result, elapsed) = clocked(|| op(Timeout::from_nanos(nanos)))?;
+    expect_err(what, result, Error::Timeout)?;
+    if elapsed < nanos {
+        fail!("{what}: timed out after {elapsed} ns, before the {nanos} ns timeout");
     }
+    if env.exact_clock && elapsed > nanos + LATE_BOUND_NANOS {
+        fail!("{what}: timed out after {elapsed} ns, bound {nanos} + {LATE_BOUND_NANOS} ns");
+    }
+    rt::println!("[ipc_timeout] {what}: {elapsed} ns");
     Ok(())
 }
 
@@ -105,12 +120,16 @@ fn timed<T: core::fmt::Debug>(what: &str, op: impl FnOnce() -> abi::Result<T>) -
 pub fn run(env: &Env) -> TestResult {
     let endpoint = owned("endpoint_create", endpoint_create())?;
     let ep = endpoint.get();
-    let timeout = Timeout::from_nanos(TIMEOUT_NANOS);
-    timed("recv with a 10 ms timeout", || recv(ep, timeout))?;
-    timed("call with a 10 ms timeout and no receiver", || {
-        call(ep, &Message::new(1, [1, 2, 3, 4]), timeout)
+    timed(env, "recv with a 10 ms timeout", TIMEOUT_NANOS, |timeout| {
+        recv(ep, timeout)
     })?;
-    call_to_a_silent_server(env, timeout)?;
+    timed(
+        env,
+        "call with a 10 ms timeout and no receiver",
+        TIMEOUT_NANOS,
+        |timeout| call(ep, &Message::new(1, [1, 2, 3, 4]), timeout),
+    )?;
+    call_to_a_silent_server(env)?;
     expect_err("recv POLL", recv(ep, Timeout::POLL), Error::WouldBlock)?;
     expect_err(
         "send POLL with no receiver",

@@ -12,17 +12,21 @@
 
 mod cap_errors;
 mod fp_state;
+mod ipc_cap_return;
 mod ipc_cap_transfer;
 mod ipc_kill;
+mod ipc_many_clients;
 mod ipc_pingpong;
 mod ipc_timeout;
 mod notify;
 mod syscall_bad_args;
+mod thread_exit_codes;
 mod user_fault_kill;
 mod user_fault_pager;
 
 use crate::Env;
 use crate::cmdline::Cmdline;
+use abi::syscall::TestStatus;
 use abi::{CapHandle, Error};
 use core::fmt::{Debug, Display};
 use rt::println;
@@ -44,72 +48,102 @@ pub const WAIT: abi::Timeout = abi::Timeout::from_nanos(20_000_000_000);
 
 /// One user test.
 pub struct Test {
-    /// The name used in `test=` and in the `[test]` line.
+    /// The name used in `test=` and in the `[test]` line (an init test of the test catalog).
     pub name: &'static str,
     /// The test.
     pub run: fn(&Env) -> TestResult,
+    /// Why this machine cannot run the test (`None`: it can); asked before it runs, a reason
+    /// is reported as `skipped`.
+    pub skip: fn(&Env) -> Option<&'static str>,
 }
 
-/// Every user test, in the order they run.
-pub const TESTS: &[Test] = &[
-    Test {
-        name: "ipc_pingpong",
-        run: ipc_pingpong::run,
-    },
-    Test {
-        name: "ipc_cap_transfer",
-        run: ipc_cap_transfer::run,
-    },
-    Test {
-        name: "cap_errors",
-        run: cap_errors::run,
-    },
-    Test {
-        name: "notify",
-        run: notify::run,
-    },
-    Test {
-        name: "ipc_timeout",
-        run: ipc_timeout::run,
-    },
-    Test {
-        name: "user_fault_pager",
-        run: user_fault_pager::run,
-    },
-    Test {
-        name: "user_fault_kill",
-        run: user_fault_kill::run,
-    },
-    Test {
-        name: "syscall_bad_args",
-        run: syscall_bad_args::run,
-    },
-    Test {
-        name: "fp_state",
-        run: fp_state::run,
-    },
-    Test {
-        name: "ipc_kill",
-        run: ipc_kill::run,
-    },
+fn runs_everywhere(_: &Env) -> Option<&'static str> {
+    None
+}
+
+impl Test {
+    /// A test that runs on every machine.
+    pub const fn new(name: &'static str, run: fn(&Env) -> TestResult) -> Self {
+        Self {
+            name,
+            run,
+            skip: runs_everywhere,
+        }
+    }
+
+    /// The same test, skipped where `skip` gives a reason.
+    #[allow(dead_code)] // No user test needs a skip yet; SMP-only tests will.
+    pub const fn skip_when(self, skip: fn(&Env) -> Option<&'static str>) -> Self {
+        Self { skip, ..self }
+    }
+}
+
+/// Every user test, in the test catalog's order (checked when this is compiled: a test added
+/// here and not to `tests/catalog`, or the other way round, does not build).
+pub const TESTS: [Test; 13] = [
+    Test::new("ipc_pingpong", ipc_pingpong::run),
+    Test::new("ipc_cap_transfer", ipc_cap_transfer::run),
+    Test::new("cap_errors", cap_errors::run),
+    Test::new("notify", notify::run),
+    Test::new("ipc_timeout", ipc_timeout::run),
+    Test::new("user_fault_pager", user_fault_pager::run),
+    Test::new("user_fault_kill", user_fault_kill::run),
+    Test::new("syscall_bad_args", syscall_bad_args::run),
+    Test::new("fp_state", fp_state::run),
+    Test::new("ipc_kill", ipc_kill::run),
+    Test::new("thread_exit_codes", thread_exit_codes::run),
+    Test::new("ipc_many_clients", ipc_many_clients::run),
+    Test::new("ipc_cap_return", ipc_cap_return::run),
 ];
 
-/// Runs every test the command line selects, reporting each.
-pub fn run_selected(env: &Env, cmdline: &Cmdline<'_>) {
+const _: () = {
+    let mut names = [""; TESTS.len()];
+    let mut i = 0;
+    while i < TESTS.len() {
+        names[i] = TESTS[i].name;
+        i += 1;
+    }
+    assert!(
+        test_catalog::matches(test_catalog::Runner::Init, &names),
+        "servers/init/src/tests/mod.rs TESTS and the init tests of tests/catalog differ"
+    );
+};
+
+/// Runs every test the command line selects, reporting each exactly once; then checks that the
+/// kernel refuses a second report. Returns false when that check failed (init then exits with
+/// a non-zero code, which fails the boot's `init_exit`).
+pub fn run_selected(env: &Env, cmdline: &Cmdline<'_>) -> bool {
+    let mut reported = None;
     for test in TESTS.iter().filter(|test| cmdline.selects(test.name)) {
         println!("init: running user test {}", test.name);
-        let result = (test.run)(env);
-        let reported = match &result {
-            Ok(()) => rt::syscall::test_report(test.name, true, ""),
-            Err(reason) => rt::syscall::test_report(test.name, false, reason.as_str()),
+        let (status, reason) = match (test.skip)(env) {
+            Some(why) => (TestStatus::Skipped, Reason::format(format_args!("{why}"))),
+            None => match (test.run)(env) {
+                Ok(()) => (TestStatus::Passed, Reason::default()),
+                Err(reason) => (TestStatus::Failed, reason),
+            },
         };
-        if let Err(error) = reported {
-            // The kernel refused the report: say so on the console, where the harness will
-            // notice the missing `[test]` line.
-            println!("init: test_report for {} failed: {error}", test.name);
-            if let Err(reason) = result {
-                println!("init: {} failed: {reason}", test.name);
+        match rt::syscall::test_report(test.name, status, reason.as_str()) {
+            Ok(()) => {
+                reported.get_or_insert(test.name);
             }
+            // The kernel refused the report, so this test has no `[test]` line: the kernel
+            // fails it as never reported, and the harness names it. Say why here.
+            Err(error) => println!(
+                "init: TestReport for {} refused: {error} ({status:?} {reason})",
+                test.name
+            ),
+        }
+    }
+    // Each test reports once: a second report of one that already reported must be refused
+    // with `Busy`. It says FAILED, so a kernel that printed it would fail the boot twice over
+    // (a FAILED line, and a test reported twice).
+    let Some(name) = reported else { return true };
+    match rt::syscall::test_report(name, TestStatus::Failed, "second report, must be refused") {
+        Err(Error::Busy) => true,
+        other => {
+            println!("init: a second TestReport for {name} gave {other:?}, expected Busy");
+            false
         }
     }
 }

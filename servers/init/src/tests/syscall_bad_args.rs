@@ -6,17 +6,26 @@
 //! (`BadAddress`), W+X and unknown access bits (`InvalidArgument`); of `Unmap` against an
 //! unaligned address (`BadAddress`); of `FrameAlloc(0)`; of unknown syscall numbers
 //! (`NoSuchSyscall`); of message descriptors with a length above 4 or reserved bits and rights
-//! with unknown bits (`InvalidArgument`).
+//! with unknown bits (`InvalidArgument`). Also that `TestReport` is init's alone, for its own
+//! tests: a well-formed report for a name that is not an init test of the catalog, or with a
+//! status that is no `TestStatus`, is `InvalidArgument`, and one from another process (a `utest`
+//! helper) is `InsufficientRights`.
 //!
 //! It must never pass an argument that could harm init if the kernel wrongly accepted it:
 //! pointers are only read by these calls, mappings go into a fresh address space that nothing
-//! runs in, and IPC uses `POLL` so nothing blocks.
+//! runs in, and IPC uses `POLL` so nothing blocks. It must never make a report the kernel could
+//! rightly accept for another test (each test reports once: that would take its report), and a
+//! report that must be refused says "failed", so that a kernel that wrongly takes it fails the
+//! boot rather than passing a test.
 
-use super::{TestResult, expect_err, owned};
+use super::{TestResult, WAIT, expect_err, fail, owned};
 use crate::Env;
+use crate::child::spawn_utest;
 use abi::init::USER_END;
 use abi::syscall::DEBUG_WRITE_MAX;
+use abi::syscall::TestStatus;
 use abi::{Error, Rights, Syscall};
+use rt::roles::{REPORT_PROBE, REPORT_PROBE_ACCEPTED, REPORT_PROBE_TEST};
 use rt::syscall::{SLOTS, address_space_create, endpoint_create, frame_alloc, raw_syscall_result};
 
 /// The first kernel address on x86_64 (and far outside user space on AArch64).
@@ -40,6 +49,94 @@ static LONG: [u8; DEBUG_WRITE_MAX + 1] = [b'a'; DEBUG_WRITE_MAX + 1];
 /// The name used when a call would report if the kernel wrongly accepted it.
 const PROBE_NAME: &str = "bad_args_probe";
 
+/// The names of [`report_refusals`]: a kernel test, an after-init check, and no test at all.
+const NOT_INIT_TESTS: [&str; 3] = ["heap_alloc", "user_resources", "no_such_test"];
+/// The reason of the reports that must be refused (printed only if the kernel wrongly took one).
+const REFUSED_REASON: &str = "syscall_bad_args: this report must have been refused";
+/// This test's own name: selected and not yet reported while it runs, so that only the status
+/// can make a report under it wrong.
+const OWN_NAME: &str = "syscall_bad_args";
+
+/// `ThreadState` refuses anything but a live thread capability with `CONTROL`, in the documented
+/// order: null and never-issued handles (`InvalidCapability`), an endpoint (`WrongType`), a copy
+/// without `CONTROL` (`InsufficientRights`), a deleted copy and a thread already joined
+/// (`StaleCapability`). The thread lives in a fresh address space and never runs user code (it
+/// is killed before it was started).
+fn thread_state_bad_args() -> TestResult {
+    use super::Context;
+    use abi::CapHandle;
+    use rt::syscall::{
+        ThreadState, cap_copy, cap_delete, thread_create, thread_join, thread_kill, thread_state,
+    };
+    for (what, handle) in [
+        ("NULL", CapHandle::NULL),
+        (
+            "a never-issued handle",
+            CapHandle::from_raw(0x0000_0fff_0000_0fff),
+        ),
+    ] {
+        expect_err(
+            format_args!("thread_state({what})"),
+            thread_state(handle),
+            Error::InvalidCapability,
+        )?;
+    }
+    let ep = owned("endpoint_create", endpoint_create())?;
+    expect_err(
+        "thread_state(endpoint)",
+        thread_state(ep.get()),
+        Error::WrongType,
+    )?;
+    let space = owned("address_space_create", address_space_create())?;
+    let entry = abi::init::USER_START;
+    // SAFETY: the thread belongs to another address space (it cannot touch init's memory), and
+    // it is killed before it is ever started.
+    let thread = unsafe { thread_create(space.get(), entry, entry + 4096, 0) };
+    let thread = owned("thread_create (never started)", thread)?;
+    let while_unstarted = || -> TestResult {
+        match thread_state(thread.get()) {
+            Ok(ThreadState::NotStarted) => {}
+            other => {
+                fail!("thread_state of a thread never started: {other:?}, expected NotStarted")
+            }
+        }
+        let weak = owned(
+            "cap_copy of the thread without CONTROL",
+            cap_copy(thread.get(), Rights::GRANT, 0),
+        )?;
+        expect_err(
+            "thread_state without CONTROL",
+            thread_state(weak.get()),
+            Error::InsufficientRights,
+        )?;
+        let deleted = owned(
+            "cap_copy of the thread",
+            cap_copy(thread.get(), Rights::CONTROL, 0),
+        )?;
+        cap_delete(deleted.get()).context("cap_delete of the copy")?;
+        expect_err(
+            "thread_state(deleted handle)",
+            thread_state(deleted.get()),
+            Error::StaleCapability,
+        )
+    };
+    let checked = while_unstarted();
+    // Killed and joined whatever the checks found: a thread that was never started is not
+    // reclaimed when its last capability goes, only once it has ended.
+    thread_kill(thread.get()).context("thread_kill (never started)")?;
+    expect_err(
+        "thread_join (killed before start)",
+        thread_join(thread.get(), WAIT),
+        Error::Killed,
+    )?;
+    checked?;
+    expect_err(
+        "thread_state(joined thread)",
+        thread_state(thread.get()),
+        Error::StaleCapability,
+    )
+}
+
 /// Makes a raw system call.
 fn raw(nr: usize, args: [u64; SLOTS]) -> abi::Result<usize> {
     // Every call made here is harmless to init even if the kernel wrongly accepted it:
@@ -57,7 +154,8 @@ fn args(values: &[u64]) -> [u64; SLOTS] {
 }
 
 /// Runs the test.
-pub fn run(_env: &Env) -> TestResult {
+pub fn run(env: &Env) -> TestResult {
+    thread_state_bad_args()?;
     let bad_address = Error::BadAddress;
     let bad_arg = Error::InvalidArgument;
     let long = LONG.as_ptr() as u64;
@@ -117,6 +215,7 @@ pub fn run(_env: &Env) -> TestResult {
         raw(report, args(&[probe, probe_len, 1, long, 201])),
         bad_arg,
     )?;
+    report_refusals(env, report)?;
 
     // Map and Unmap, into a fresh address space.
     let space = owned("address_space_create", address_space_create())?;
@@ -231,4 +330,57 @@ pub fn run(_env: &Env) -> TestResult {
         raw(Syscall::CapGrant.into_raw(), args(&[e, s, 1 << 9])),
         bad_arg,
     )
+}
+
+/// `TestReport` is for init's own selected tests: other names, an unknown status and other
+/// processes are refused. A refused report prints nothing: a `[test]` line for any of these
+/// names would show in the harness's verdict (an unknown test, a test reported twice).
+fn report_refusals(env: &Env, report: usize) -> TestResult {
+    let reason = (REFUSED_REASON.as_ptr() as u64, REFUSED_REASON.len() as u64);
+    for name in NOT_INIT_TESTS {
+        expect_err(
+            format_args!("test_report for {name}, which is not an init test"),
+            raw(
+                report,
+                args(&[
+                    name.as_ptr() as u64,
+                    name.len() as u64,
+                    TestStatus::Failed as u64,
+                    reason.0,
+                    reason.1,
+                ]),
+            ),
+            Error::InvalidArgument,
+        )?;
+    }
+    expect_err(
+        "test_report with status 3",
+        raw(
+            report,
+            args(&[
+                OWN_NAME.as_ptr() as u64,
+                OWN_NAME.len() as u64,
+                3,
+                reason.0,
+                reason.1,
+            ]),
+        ),
+        Error::InvalidArgument,
+    )?;
+    // A helper process reports this test (as failed) and exits with the error it got.
+    let mut prober = spawn_utest(env, REPORT_PROBE, 0, &[])?;
+    prober.start()?;
+    let want = Error::InsufficientRights.into_raw() as i64 as u32;
+    match prober.join(WAIT) {
+        Ok(code) if code == want => Ok(()),
+        Ok(code) if i64::from(code) == REPORT_PROBE_ACCEPTED => {
+            fail!("a utest helper's TestReport for {REPORT_PROBE_TEST} was accepted")
+        }
+        Ok(code) => fail!(
+            "a utest helper's TestReport: exit code {code:#x} ({}), expected {want:#x} \
+             (insufficient rights)",
+            abi::Error::from_raw(code as i32 as isize).map_or("not an error code", Error::name)
+        ),
+        Err(error) => fail!("join the report prober: {error}"),
+    }
 }

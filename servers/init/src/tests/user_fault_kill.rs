@@ -1,30 +1,125 @@
-//! `user_fault_kill`: a process that faults without a pager is killed, and the system carries on.
+//! `user_fault_kill`: a process that faults without a pager is killed by that very fault, and
+//! the system carries on.
 //!
 //! Owns the check that each kind of fault (null read, write to read-only text, read of kernel
-//! memory, undefined instruction, and a system call in the last bytes of user space, whose return
-//! address is the first non-canonical one: the SYSRET hazard on x86_64) ends the faulting process
-//! with `Killed` as its join result, and that a fresh process can still do IPC with init
-//! afterwards. It must never accept an exit
-//! code as success: a helper that survives its fault exits, and that is a failure.
+//! memory, undefined instruction, privileged instruction, and a system call in the last bytes of
+//! user space, whose return address is the first non-canonical one: the SYSRET hazard on x86_64)
+//! ends the faulting process, and that what killed it is that fault: before the join, the
+//! kernel's `ThreadState` must report the thread killed by a fault of the expected kind, at the
+//! instruction the helper announced beforehand (its `FAULT_PLAN` message), with the expected data
+//! address and access bits; then the join must say `Killed`, and a fresh process can still do
+//! IPC with init. It must never accept an exit code or a kill for another reason as success: a
+//! helper that survives its fault exits, and that is a failure.
 
 use super::{Context, TestResult, WAIT, expect_eq, fail, owned};
 use crate::Env;
+use crate::child::poll_state;
 use crate::child::spawn_utest;
-use abi::{Error, Rights, Timeout};
+use abi::fault::{FaultKind, access};
+use abi::{CapHandle, Error, Rights, Timeout};
 use rt::roles::{
-    self, ECHO_SERVER, FAULT_KERNEL, FAULT_NULL, FAULT_UNDEFINED, FAULT_WRITE_RO, SHUTDOWN,
+    self, ECHO_SERVER, FAULT_KERNEL, FAULT_NULL, FAULT_PLAN, FAULT_PRIVILEGED, FAULT_UNDEFINED,
+    FAULT_WRITE_RO, SHUTDOWN,
 };
 use rt::syscall::{
-    Message, address_space_create, call, cap_delete, endpoint_create, frame_alloc, map, send,
-    thread_create, thread_join, thread_start, unmap,
+    FaultWords, Message, ThreadState, address_space_create, call, endpoint_create, frame_alloc,
+    map, recv, send, thread_create, thread_join, thread_start, unmap,
 };
+
+/// What the fault that kills a helper must look like.
+struct Expected {
+    kind: FaultKind,
+    address: u64,
+    pc: u64,
+    access: u64,
+}
+
+/// Waits until the kernel reports `thread` ended, and checks that a fault as `expected` killed it.
+fn expect_killed_by(what: &str, thread: CapHandle, expected: &Expected) -> TestResult {
+    let state = poll_state(what, thread, "killed by a fault", |state| {
+        matches!(state, ThreadState::Killed(_) | ThreadState::Exited(_))
+    })?;
+    let fault = match state {
+        ThreadState::Killed(Some(fault)) => fault,
+        other => fail!("{what}: the kernel reports {other:?}, expected killed by a fault"),
+    };
+    let FaultWords {
+        kind,
+        address,
+        pc,
+        access: bits,
+    } = fault;
+    if kind != expected.kind
+        || address != expected.address
+        || pc != expected.pc
+        || bits != expected.access
+    {
+        fail!(
+            "{what}: killed by {} at {address:#x} pc {pc:#x} access {bits:#x}, expected {} at \
+             {:#x} pc {:#x} access {:#x}",
+            kind.name(),
+            expected.kind.name(),
+            expected.address,
+            expected.pc,
+            expected.access
+        );
+    }
+    Ok(())
+}
+
+/// What the fault of `role` must look like, from the pc and data address it announced.
+fn expected_fault(role: u16, pc: u64, address: u64) -> Expected {
+    let page = |address, access| Expected {
+        kind: FaultKind::Page,
+        address,
+        pc,
+        access,
+    };
+    let other = |kind| Expected {
+        kind,
+        address: 0,
+        pc,
+        access: 0,
+    };
+    match role {
+        // A read of a page nobody mapped.
+        FAULT_NULL => page(0, 0),
+        // A write to a page mapped read and execute.
+        FAULT_WRITE_RO => page(address, access::WRITE | access::PRESENT),
+        // A read of kernel memory: reported as a plain read, never saying whether the kernel
+        // maps the page (`access::PRESENT` is withheld for addresses outside user space).
+        FAULT_KERNEL => page(roles::KERNEL_PROBE_VA, 0),
+        FAULT_UNDEFINED => other(FaultKind::UndefinedInstruction),
+        // General protection (x86_64) or a trapped system-register access (AArch64).
+        _ => other(FaultKind::Other),
+    }
+}
 
 /// Runs the test.
 pub fn run(env: &Env) -> TestResult {
-    for role in [FAULT_NULL, FAULT_WRITE_RO, FAULT_KERNEL, FAULT_UNDEFINED] {
+    let plans = owned("endpoint_create (plans)", endpoint_create())?;
+    for role in [
+        FAULT_NULL,
+        FAULT_WRITE_RO,
+        FAULT_KERNEL,
+        FAULT_UNDEFINED,
+        FAULT_PRIVILEGED,
+    ] {
         let name = roles::role_name(role);
-        let mut victim = spawn_utest(env, role, 0, &[])?;
+        let mut victim = spawn_utest(env, role, 0, &[(plans.get(), Rights::SEND)])?;
         victim.start()?;
+        let plan = recv(plans.get(), WAIT).context(format_args!("recv the plan of {name}"))?;
+        expect_eq(
+            format_args!("label of {name}'s plan"),
+            plan.msg.label(),
+            FAULT_PLAN,
+        )?;
+        let [pc, address, _, _] = plan.msg.words;
+        expect_killed_by(
+            name,
+            victim.child.thread,
+            &expected_fault(role, pc, address),
+        )?;
         match victim.join(WAIT) {
             Err(Error::Killed) => {}
             Ok(code) => fail!("{name}: exited with code {code}, expected to be killed"),
@@ -50,9 +145,10 @@ pub fn run(env: &Env) -> TestResult {
 }
 
 /// The last page of user space (its end is `abi::init::USER_END`).
-const LAST_PAGE: u64 = abi::init::USER_END - 4096;
+const LAST_PAGE: u64 = USER_END - 4096;
+const USER_END: u64 = abi::init::USER_END;
 /// Where init writes that page before mapping it into the victim.
-const SCRATCH_VA: u64 = 0x0000_6200_0000_0000;
+const SCRATCH_VA: u64 = crate::va::FAULT_KILL_SCRATCH;
 
 /// `Null`, as the last instruction(s) of user space: after the system call, the return address is
 /// `USER_END`, which is not canonical on x86_64 (SYSRET there would fault in the kernel).
@@ -91,10 +187,28 @@ fn syscall_at_the_end_of_user_space(env: &Env) -> TestResult {
     let entry = LAST_PAGE + offset as u64;
     // SAFETY: the thread runs in another address space; it cannot touch init's memory.
     let thread = unsafe { thread_create(space.get(), entry, 0, 0) }.context("thread_create")?;
-    thread_start(thread).context("thread_start")?;
-    let joined = thread_join(thread, Timeout::from_nanos(5_000_000_000));
-    let _ = cap_delete(thread);
-    match joined {
+    let thread = owned("thread_create", Ok(thread))?;
+    thread_start(thread.get()).context("thread_start")?;
+    // The return address is USER_END itself: on x86_64 the kernel refuses to return there and
+    // reports the general-protection fault the thread would take; on AArch64 the return happens
+    // and fetching there faults (nothing is mapped at USER_END).
+    let expected = if cfg!(target_arch = "x86_64") {
+        Expected {
+            kind: FaultKind::Other,
+            address: 0,
+            pc: USER_END,
+            access: 0,
+        }
+    } else {
+        Expected {
+            kind: FaultKind::Page,
+            address: USER_END,
+            pc: USER_END,
+            access: access::EXECUTE,
+        }
+    };
+    expect_killed_by("syscall at the end of user space", thread.get(), &expected)?;
+    match thread_join(thread.get(), Timeout::from_nanos(5_000_000_000)) {
         Err(Error::Killed) => Ok(()),
         Ok(code) => fail!("syscall at the end of user space: exited with {code}, expected killed"),
         Err(error) => fail!("thread_join (syscall at the end of user space): {error}"),
