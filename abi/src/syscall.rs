@@ -158,7 +158,8 @@ pub enum Syscall {
     /// `OutOfMemory`, `TableFull`.
     ThreadCreate = 23,
     /// Starts a thread made by [`ThreadCreate`](Self::ThreadCreate): `a0` thread (`CONTROL`). → 0.
-    /// `InvalidArgument` if it was already started.
+    /// `InvalidArgument` if it was already started. A thread whose last capability is deleted
+    /// before it was started can never be started: the kernel ends it (as killed) and reclaims it.
     ThreadStart = 24,
     /// Kills a thread: `a0` thread (`CONTROL`). → 0 (from a thread killing itself: never
     /// returns). A thread blocked in IPC is withdrawn first: a message it was sending is not

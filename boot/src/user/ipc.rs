@@ -731,6 +731,15 @@ pub fn register_thread(kernel: &mut Kernel, process: AddressSpaceId, thread: Thr
     kernel.lent[i] = CapHandle::NULL;
 }
 
+/// True when `thread` (a live user thread) was created and never started.
+pub fn never_started(thread: ThreadId) -> bool {
+    !kernel().started[thread.index()]
+        && matches!(
+            sched::THREADS.state(thread),
+            Ok(kernel_core::thread::ThreadState::Ready)
+        )
+}
+
 /// Marks `thread` started; false if it already was.
 pub fn mark_started(thread: ThreadId) -> bool {
     let mut kernel = kernel();

@@ -206,6 +206,13 @@ pub fn bury() {
     };
     drop(dead);
     for thread in detach {
+        // A thread whose last capability went before anyone started it can never be started
+        // (`ThreadStart` needs a capability): it would sit in no queue forever, holding its
+        // slot, kernel stack and process. End it now (a kill starts it just to end it), so
+        // that a create-and-delete loop cannot exhaust the thread table.
+        if super::ipc::never_started(thread) {
+            super::ipc::kill_thread(thread);
+        }
         crate::sched::detach_user_thread(thread);
     }
 }

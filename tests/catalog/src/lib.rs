@@ -107,6 +107,7 @@ pub const TESTS: &[TestSpec] = &[
     init("thread_exit_codes"),
     init("ipc_many_clients"),
     init("ipc_cap_return"),
+    init("thread_slot_dos"),
     after_init("user_resources"),
     after_init("init_exit"),
 ];

@@ -21,6 +21,7 @@ mod ipc_timeout;
 mod notify;
 mod syscall_bad_args;
 mod thread_exit_codes;
+mod thread_slot_dos;
 mod user_fault_kill;
 mod user_fault_pager;
 
@@ -80,7 +81,7 @@ impl Test {
 
 /// Every user test, in the test catalog's order (checked when this is compiled: a test added
 /// here and not to `tests/catalog`, or the other way round, does not build).
-pub const TESTS: [Test; 13] = [
+pub const TESTS: [Test; 14] = [
     Test::new("ipc_pingpong", ipc_pingpong::run),
     Test::new("ipc_cap_transfer", ipc_cap_transfer::run),
     Test::new("cap_errors", cap_errors::run),
@@ -94,6 +95,7 @@ pub const TESTS: [Test; 13] = [
     Test::new("thread_exit_codes", thread_exit_codes::run),
     Test::new("ipc_many_clients", ipc_many_clients::run),
     Test::new("ipc_cap_return", ipc_cap_return::run),
+    Test::new("thread_slot_dos", thread_slot_dos::run),
 ];
 
 const _: () = {

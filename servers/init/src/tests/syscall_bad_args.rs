@@ -121,8 +121,8 @@ fn thread_state_bad_args() -> TestResult {
         )
     };
     let checked = while_unstarted();
-    // Killed and joined whatever the checks found: a thread that was never started is not
-    // reclaimed when its last capability goes, only once it has ended.
+    // Killed and joined whatever the checks found, so the joined-thread checks below have a
+    // joined thread to look at (deleting the handle would also end it: `thread_slot_dos`).
     thread_kill(thread.get()).context("thread_kill (never started)")?;
     expect_err(
         "thread_join (killed before start)",
