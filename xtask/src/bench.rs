@@ -13,7 +13,9 @@
 //!
 //! and judge the run: it passes when QEMU exits by itself with the "passed" status, exactly one
 //! `[done]` line reports no failure, no benchmark reported a failure, every `[bench]` line is
-//! well-formed and unique, and every metric of [`REQUIRED`] is there. The guest checks its own
+//! well-formed and unique, every metric of [`REQUIRED`] is there, and every pair of
+//! [`EQUAL_WITHIN`] agrees within its tolerance (the one comparison across metrics, which no single
+//! benchmark can check in the guest). The guest checks its own
 //! benchmarks (the expected `counter_check` value, the yield partner's alternation, the fault
 //! path's method) and reports a failed check as a failed benchmark; this module does not repeat
 //! those checks, it makes sure none of their failures is lost. Each metric is printed as
@@ -34,7 +36,7 @@ use std::time::Duration;
 
 /// The metrics every benchmark boot must report (`counter_check` first: the guest checks that a
 /// tick is one instruction, without which the others do not mean what they say).
-pub const REQUIRED: [&str; 7] = [
+pub const REQUIRED: [&str; 11] = [
     "counter_check",
     "null_syscall",
     "ipc_call_reply",
@@ -42,6 +44,18 @@ pub const REQUIRED: [&str; 7] = [
     "notify_wait",
     "yield_switch",
     "fault_roundtrip",
+    "frame_alloc_empty",
+    "frame_alloc_full",
+    "frame_alloc_run_empty",
+    "frame_alloc_run_full",
+];
+
+/// Pairs `(a, b, percent)`: metric `b` may exceed metric `a` by at most `percent`% (and be
+/// lower by at most as much), or the run fails. A frame allocation must cost the same with RAM
+/// 95% used as with RAM nearly empty, for one frame and for a small run.
+pub const EQUAL_WITHIN: [(&str, &str, u64); 2] = [
+    ("frame_alloc_empty", "frame_alloc_full", 10),
+    ("frame_alloc_run_empty", "frame_alloc_run_full", 10),
 ];
 
 /// The kernel command line of a benchmark boot.
@@ -216,6 +230,14 @@ pub fn judge(outcome: &Outcome, serial: &str) -> Verdict {
         .collect();
     if !missing.is_empty() {
         failures.push(format!("missing metrics: {}", missing.join(", ")));
+    }
+    for (a, b, percent) in EQUAL_WITHIN {
+        let value = |name| metrics.iter().find(|m| m.name == name).map(|m| m.value);
+        if let (Some(x), Some(y)) = (value(a), value(b))
+            && x.abs_diff(y) * 100 > x * percent
+        {
+            failures.push(format!("{b} ({y}) is not within {percent}% of {a} ({x})"));
+        }
     }
     Verdict { metrics, failures }
 }
@@ -398,7 +420,8 @@ mod tests {
             verdict.failures,
             [
                 "missing metrics: counter_check, ipc_call_reply, ipc_call_reply_same_space, \
-                 notify_wait, yield_switch, fault_roundtrip"
+                 notify_wait, yield_switch, fault_roundtrip, frame_alloc_empty, frame_alloc_full, \
+                 frame_alloc_run_empty, frame_alloc_run_full"
             ]
         );
         assert_eq!(verdict.metrics.len(), 2);
@@ -538,6 +561,30 @@ mod tests {
         );
         assert!(verdict.failures[1].starts_with("missing metrics: null_syscall, "));
         assert_eq!(verdict.failures.len(), 2);
+    }
+
+    #[test]
+    fn frame_alloc_full_must_be_within_ten_percent_of_empty() {
+        let with = |empty: u64, full: u64| {
+            let serial = all_required()
+                .replace(
+                    "frame_alloc_empty 107 ",
+                    &format!("frame_alloc_empty {empty} "),
+                )
+                .replace(
+                    "frame_alloc_full 108 ",
+                    &format!("frame_alloc_full {full} "),
+                )
+                + "[done] 5 passed, 0 failed, 0 skipped\n";
+            judge(&PASSED, &serial).failures
+        };
+        assert!(with(1000, 1100).is_empty());
+        assert!(with(1000, 900).is_empty());
+        assert_eq!(
+            with(1000, 1101),
+            ["frame_alloc_full (1101) is not within 10% of frame_alloc_empty (1000)"]
+        );
+        assert_eq!(with(1000, 899).len(), 1);
     }
 
     #[test]

@@ -309,10 +309,16 @@ fn frame_alloc(count: u64) -> Result<u64, Error> {
     let start = {
         let mut frames = FRAMES.lock_irqsave();
         let frames = frames.as_mut().ok_or(Error::OutOfMemory)?;
-        frames
-            .allocate_contiguous(count as usize, 1)
-            .ok_or(Error::OutOfMemory)?
-            .start
+        // One frame takes the single-frame (next-fit) path; both are bounded however full RAM
+        // is (see `kernel_core::frame_alloc`).
+        if count == 1 {
+            frames.allocate().ok_or(Error::OutOfMemory)?
+        } else {
+            frames
+                .allocate_contiguous(count as usize, 1)
+                .ok_or(Error::OutOfMemory)?
+                .start
+        }
     };
     // SAFETY: the frames were just taken from the allocator (nobody else uses them) and the
     // HHDM maps all RAM read-write.

@@ -29,6 +29,18 @@
 //!   pager endpoint, which init receives in its pager loop (chosen over an exit code so the value
 //!   keeps 64 bits and an error stays distinguishable from a result). If the kernel refuses to
 //!   map the shared frame again, or any fault is not a plain page fault in the window, it fails.
+//! - `frame_alloc_empty`: one `FrameAlloc` of one frame and the `CapDelete` that frees it, with
+//!   RAM nearly empty (what the boot and the earlier benchmarks hold).
+//! - `frame_alloc_full`: the same with 95% of the frames init can get held, all of the lowest
+//!   addresses (see [`frame_alloc_full`]): init takes every frame it can in runs of
+//!   [`MAX_FRAME_RUN`] frames, halving the size on `OutOfMemory` down to one frame, frees
+//!   full-size runs from the highest down until 5% is free and takes back the excess; every run
+//!   is freed afterwards. A lowest-fit search would walk the 95% on every frame here. The
+//!   allocator's cost must not grow with the frames in use, so `cargo xtask bench` fails unless
+//!   this is within 10% of `frame_alloc_empty`.
+//! - `frame_alloc_run_empty` / `frame_alloc_run_full`: the same for a run of [`SMALL_RUN`]
+//!   frames (the contiguous path, which searches from the lowest address), empty and 95% full;
+//!   `cargo xtask bench` checks that they too agree within 10%.
 //!
 //! It must never print inside a measured batch, never report a number from a run in which an
 //! operation or a self-check failed, and never switch to another method when the one a
@@ -51,8 +63,8 @@ use rt::roles::{
     FAULT_BENCH_VA, SHUTDOWN, YIELD_PARTNER, YIELD_TURNS_VA,
 };
 use rt::syscall::{
-    Message, call, cap_copy, endpoint_create, frame_alloc, map, notification_create, null, recv,
-    reply, send, set_pager, signal, unmap, wait, yield_now,
+    Message, call, cap_copy, cap_delete, endpoint_create, frame_alloc, map, notification_create,
+    null, recv, reply, send, set_pager, signal, unmap, wait, yield_now,
 };
 
 /// Operations per batch.
@@ -98,7 +110,7 @@ fn report(name: &str, result: Result<u64, Reason>) -> bool {
 /// Runs every benchmark, printing one line each; returns how many failed (init then exits with
 /// a non-zero code, so the boot itself ends as failed, not only the harness's reading of it).
 pub fn run_all(env: &Env) -> usize {
-    [
+    let first = [
         report("counter_check", counter_check()),
         report("null_syscall", null_syscall()),
         report("ipc_call_reply", ipc_call_reply(env)),
@@ -106,10 +118,16 @@ pub fn run_all(env: &Env) -> usize {
         report("notify_wait", notify_wait()),
         report("yield_switch", yield_switch(env)),
         report("fault_roundtrip", fault_roundtrip(env)),
-    ]
-    .iter()
-    .filter(|passed| !**passed)
-    .count()
+        report("frame_alloc_empty", measure_frame_alloc(1)),
+        report("frame_alloc_run_empty", measure_frame_alloc(SMALL_RUN)),
+    ];
+    // Last: it holds 95% of RAM while it measures (and gives every frame back after).
+    let full = frame_alloc_full();
+    let last = [
+        report("frame_alloc_full", full.map(|(one, _)| one)),
+        report("frame_alloc_run_full", full.map(|(_, run)| run)),
+    ];
+    first.iter().chain(&last).filter(|passed| !**passed).count()
 }
 
 /// The cycle counter checked against a loop of a known instruction count, exactly: the benchmark
@@ -387,4 +405,108 @@ fn fault_roundtrip(env: &Env) -> Result<u64, Reason> {
         fail!("{faults} faults served, expected {total}");
     }
     Ok(median)
+}
+
+/// Most frames one `FrameAlloc` may ask for.
+const MAX_FRAME_RUN: usize = 4096;
+/// Most runs [`frame_alloc_full`] holds at once (enough for 4 GiB of RAM in full runs).
+const MAX_RUNS: usize = 256;
+/// Share of the frames init can get that [`frame_alloc_full`] holds while measuring, in percent.
+const FULL_PERCENT: usize = 95;
+
+/// Frames of the small run `frame_alloc_run_*` allocate: the contiguous path (the one-frame
+/// path resumes where the last allocation stopped; a run searches from the lowest address, so
+/// with RAM 95% full a search that walked the used frames would show here).
+const SMALL_RUN: usize = 16;
+
+/// Times `FrameAlloc(frames)` + `CapDelete` of it, per pair.
+fn measure_frame_alloc(frames: usize) -> Result<u64, Reason> {
+    measure(1, |ops| {
+        for _ in 0..ops {
+            let range = frame_alloc(frames).context(format_args!("frame_alloc({frames})"))?;
+            cap_delete(range).context("cap_delete")?;
+        }
+        Ok(())
+    })
+}
+
+/// Frame runs held by [`frame_alloc_full`], in the order taken; each is freed when dropped.
+struct Runs {
+    caps: [Option<Owned>; MAX_RUNS],
+    frames: [usize; MAX_RUNS],
+    len: usize,
+}
+
+impl Runs {
+    fn new() -> Self {
+        Runs {
+            caps: [const { None }; MAX_RUNS],
+            frames: [0; MAX_RUNS],
+            len: 0,
+        }
+    }
+
+    /// Takes runs (of [`MAX_FRAME_RUN`] frames, halving on `OutOfMemory`) until `limit` frames
+    /// are held in all or no single frame is left; returns the frames taken.
+    fn take(&mut self, limit: usize) -> Result<usize, Reason> {
+        let mut taken = 0;
+        let mut size = MAX_FRAME_RUN;
+        while size > 0 && taken < limit {
+            let want = size.min(limit - taken);
+            match frame_alloc(want) {
+                Ok(cap) => {
+                    let owned = Owned(cap);
+                    if self.len == MAX_RUNS {
+                        fail!("more than {MAX_RUNS} runs of frames needed (too much RAM)");
+                    }
+                    self.caps[self.len] = Some(owned);
+                    self.frames[self.len] = want;
+                    self.len += 1;
+                    taken += want;
+                }
+                Err(abi::Error::OutOfMemory) => size /= 2,
+                Err(error) => fail!("frame_alloc({want}): {error}"),
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Frees run `i` (if still held); returns its frames.
+    fn free(&mut self, i: usize) -> usize {
+        match self.caps[i].take() {
+            Some(_) => self.frames[i],
+            None => 0,
+        }
+    }
+}
+
+/// Holds 95% of the frames init can get, all of the lowest addresses: takes every frame (the
+/// kernel hands runs out lowest fit first, so the full-size runs come in rising address order
+/// and the smaller ones then fill the holes between), frees full-size runs from the highest
+/// down until 5% is free, and takes back what was freed beyond 5%.
+fn frame_alloc_full() -> Result<(u64, u64), Reason> {
+    let mut runs = Runs::new();
+    let available = runs.take(usize::MAX)?;
+    let target_free = available * (100 - FULL_PERCENT) / 100;
+    let full_size = runs.frames[..runs.len]
+        .iter()
+        .take_while(|&&frames| frames == MAX_FRAME_RUN)
+        .count();
+    let mut freed = 0;
+    for i in (0..full_size).rev() {
+        if freed >= target_free {
+            break;
+        }
+        freed += runs.free(i);
+    }
+    if freed < target_free {
+        fail!("freed only {freed} of {target_free} frames ({available} held)");
+    }
+    let back = freed - target_free;
+    let taken = runs.take(back)?;
+    if taken != back {
+        fail!("took back {taken} of {back} frames");
+    }
+    // 95% held; the batches reuse one frame, then one small run, at a time out of the 5% left.
+    Ok((measure_frame_alloc(1)?, measure_frame_alloc(SMALL_RUN)?))
 }
