@@ -338,7 +338,7 @@ impl AddressSpaceHal for X86Spaces {
 
     fn shootdown(_request: Shootdown) {
         // One CPU runs for now; with SMP this sends an IPI to every CPU that may cache the
-        // entries (see DESIGN.md section 3).
+        // entries (see docs/ARCHITECTURE.md section 3).
     }
 }
 

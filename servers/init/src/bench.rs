@@ -274,10 +274,10 @@ impl Watched {
 
     /// The page's first word.
     fn word(&self) -> &AtomicU64 {
-        // SAFETY: the page at `va` is mapped (readable) for as long as `self` lives, and the
-        // reference cannot outlive `self`; it is 4 KiB-aligned, and every bit pattern is a valid
-        // AtomicU64. Only the helper writes it (through its own mapping), so an atomic type is
-        // what describes it; init only loads.
+        // Only the helper writes the page (through its own mapping), so an atomic type describes
+        // it; init only loads.
+        // SAFETY: `va` is mapped readable while `self` lives (the reference cannot outlive it),
+        // 4 KiB-aligned, and every bit pattern is a valid AtomicU64.
         unsafe { &*(self.va as *const AtomicU64) }
     }
 }

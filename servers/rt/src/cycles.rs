@@ -94,10 +94,9 @@ pub fn time_check_loop() -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
         let (start_low, start_high, end_low, end_high): (u32, u32, u32, u32);
-        // SAFETY: a register-only sequence: `lfence`, `rdtsc` (reads the time-stamp counter into
-        // edx:eax), `mov`s between registers and a decrement loop that ends with its counter at
-        // zero. It touches no memory and no stack; the flags it changes are not declared
-        // preserved.
+        // `lfence`, `rdtsc` (counter into edx:eax), register `mov`s and a decrement loop.
+        // SAFETY: registers only: it touches no memory and no stack, and the flags it changes
+        // are not declared preserved.
         unsafe {
             core::arch::asm!(
                 "lfence",
