@@ -73,9 +73,7 @@ pub fn run_kernel_tests(env: TestEnv) {
         &mut summary,
     );
     let mut tally = TALLY.lock_irqsave();
-    tally.summary.passed += summary.passed;
-    tally.summary.failed += summary.failed;
-    tally.summary.skipped += summary.skipped;
+    tally.summary.add(summary);
 }
 
 /// Names the init process: from now on only it may report user tests.
@@ -127,9 +125,7 @@ pub fn finish(checks: impl Fn(&str) -> Result<(), alloc::string::String>) -> Exi
         }
     }
     let mut tally = TALLY.lock_irqsave();
-    tally.summary.passed += summary.passed;
-    tally.summary.failed += summary.failed;
-    tally.summary.skipped += summary.skipped;
+    tally.summary.add(summary);
     let total = tally.summary;
     drop(tally);
     total.done(&mut out);
