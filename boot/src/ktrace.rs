@@ -7,7 +7,6 @@
 //! through the logger, because the stuck lock may be the logger's own.
 
 use crate::platform::Machine;
-use crate::sched;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU64, Ordering};
 use kernel_core::hal::Platform;
@@ -119,7 +118,7 @@ impl LockHal for KernelLockHal {
     }
 
     fn thread() -> u64 {
-        sched::current_raw()
+        crate::percpu::current_raw()
     }
 
     fn now_ns() -> u64 {

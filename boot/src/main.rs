@@ -16,10 +16,12 @@ mod klog;
 mod ktrace;
 mod memory;
 mod panic;
+mod percpu;
 mod platform;
 mod sched;
 #[cfg(feature = "testing")]
 mod selftests;
+mod tcb;
 #[cfg(feature = "testing")]
 mod testing;
 mod tlb_tags;

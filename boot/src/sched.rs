@@ -1,7 +1,7 @@
 //! Kernel threads on this CPU: creation, the scheduler glue, the timer tick, sleeping, joining.
 //!
-//! Owns the per-thread payload (saved stack pointer, kernel stack, priority, body) indexed by
-//! thread slot, and the order of operations around a context switch. Policy lives in
+//! Owns the order of operations around a context switch and the scheduling fields of each
+//! thread's control block (`crate::tcb`: saved stack pointer, kernel stack, priority, body). Policy lives in
 //! kernel-core (`thread::ThreadTable` decides who may move between states, `sched::CpuScheduler`
 //! who runs next); this module only does what they decide, with interrupts masked.
 //!
@@ -11,17 +11,19 @@
 //! - Nothing in the tick or the switch path allocates, logs through a lock that code with
 //!   interrupts enabled may hold, or touches the frame allocator: stacks of reclaimed threads
 //!   are parked in `DEAD_STACKS` and freed later in thread context ([`reap`]).
-//! - The payload of a slot is written only by its claimer while the slot is `Initializing`, and
-//!   read by whoever reclaims it before the reclaiming call (after which a new claimer may
-//!   overwrite it).
+//! - The scheduling fields of a slot's control block are written only by its claimer while the
+//!   slot is `Initializing`, and read by whoever reclaims it before the reclaiming call (after
+//!   which a new claimer may overwrite them).
+//! - It never imports the user-mode layer: what it needs from there ([`UserHooks`]) is
+//!   registered at start-up.
 
 use crate::ktrace::{self, KLock};
 use crate::memory::FRAMES;
 use crate::platform::{Machine, context};
+use crate::tcb::{TCBS, ThreadBlock, tcb};
 use arrayvec::ArrayVec;
-use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use kernel_core::hal::{FpArea, KernelStack, Platform, UserMode};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use kernel_core::hal::{KernelStack, Platform, UserMode};
 use kernel_core::sched::{CpuScheduler, TimerQueue};
 use kernel_core::thread::{JoinOutcome, MAX_THREADS, ThreadError, ThreadId, ThreadTable};
 use kernel_core::trace::EventKind;
@@ -45,77 +47,40 @@ static DEAD_STACKS: KLock<ArrayVec<(KernelStack, u64), MAX_THREADS>> =
 /// Notices a CPU that stops scheduling while threads are ready.
 pub static WATCHDOG: Watchdog<1> = Watchdog::new();
 
-/// Per-slot payload, written by the claimer while the slot is `Initializing`.
-struct Payload {
-    saved_sp: AtomicU64,
-    stack: [AtomicU64; 4],
-    priority: AtomicU8,
-    body: AtomicU64,
-    arg: AtomicU64,
-    /// Raw ID of the thread waiting in `join` for this one (0: none).
-    joiner: AtomicU64,
-    /// Top of the kernel stack of a user thread, whose frame and FP area lie below it (0: a
-    /// kernel thread).
-    user_top: AtomicU64,
-    /// A user thread's process: a pointer from `Arc::into_raw`, one strong count owned by the
-    /// thread, given back by `reap` after the slot is reclaimed (0: none).
-    process: AtomicU64,
-    /// Someone killed this thread: it ends itself the next time it runs in the kernel.
-    kill_pending: AtomicBool,
-    /// A user thread's entry point, initial stack pointer and `a0`, for its first entry into
-    /// user mode.
-    user_entry: AtomicU64,
-    user_sp: AtomicU64,
-    user_arg: AtomicU64,
-}
-
-static PAYLOAD: [Payload; MAX_THREADS] = [const {
-    Payload {
-        saved_sp: AtomicU64::new(0),
-        stack: [const { AtomicU64::new(0) }; 4],
-        priority: AtomicU8::new(0),
-        body: AtomicU64::new(0),
-        arg: AtomicU64::new(0),
-        joiner: AtomicU64::new(0),
-        user_top: AtomicU64::new(0),
-        process: AtomicU64::new(0),
-        kill_pending: AtomicBool::new(false),
-        user_entry: AtomicU64::new(0),
-        user_sp: AtomicU64::new(0),
-        user_arg: AtomicU64::new(0),
-    }
-}; MAX_THREADS];
 /// The process whose address space is active on this CPU (a `Process` pointer; 0: the kernel's).
 static ACTIVE_PROCESS: AtomicU64 = AtomicU64::new(0);
 
-/// The FP/SIMD state of each thread slot's user thread, while it is switched out.
-struct FpAreas([UnsafeCell<FpArea>; MAX_THREADS]);
-
-// SAFETY: a slot's area is touched only by that slot's claimer before it is published and by the
-// switches into and out of its thread, which run with interrupts masked on the one CPU that runs
-// it: never two at a time.
-unsafe impl Sync for FpAreas {}
-
-static FP_AREAS: FpAreas =
-    FpAreas([const { UnsafeCell::new(FpArea([0; kernel_core::hal::FP_AREA_BYTES])) }; MAX_THREADS]);
-
-/// The FP area of slot `index`.
-///
-/// # Safety
-/// The caller must be the only one touching that slot's area (see `FpAreas`).
-#[allow(clippy::mut_from_ref)]
-unsafe fn fp_area(index: usize) -> &'static mut FpArea {
-    // SAFETY: guaranteed by the caller.
-    unsafe { &mut *FP_AREAS.0[index].get() }
+/// What the scheduler needs from user mode. Registered once at start-up by `user::init`, so
+/// that the scheduler never imports the layer above it.
+#[derive(Debug)]
+pub struct UserHooks {
+    /// Activates the address space of a process (a `Process` pointer from `Arc::into_raw`) on
+    /// this CPU. The switch path, interrupts masked: no lock, no allocation.
+    pub activate_process: fn(u64),
+    /// Gives back one strong count of a process pointer (thread context: the last count tears
+    /// the address space down).
+    pub release_process: fn(u64),
+    /// Ends the current user thread as killed.
+    pub exit_killed: fn() -> !,
+    /// Called once per user thread just before its first user instruction.
+    pub first_entry: fn(),
 }
 
-/// The slot index of a payload (its position in `PAYLOAD`).
-fn slot_index(slot: &Payload) -> usize {
-    (slot as *const Payload as usize - PAYLOAD.as_ptr() as usize) / size_of::<Payload>()
+static USER_HOOKS: spin::Once<UserHooks> = spin::Once::new();
+
+/// Registers what the scheduler calls into user mode for (once, before any user thread exists).
+pub fn register_user_hooks(hooks: UserHooks) {
+    USER_HOOKS.call_once(|| hooks);
 }
 
-/// Raw ID of the thread running on this CPU (0 before the scheduler starts).
-static CURRENT: AtomicU64 = AtomicU64::new(0);
+/// The user-mode hooks. Only user threads need them, and none exists before they are registered.
+#[inline(always)]
+fn user_hooks() -> &'static UserHooks {
+    USER_HOOKS
+        .get()
+        .expect("user threads exist only after user::init registered the hooks")
+}
+
 /// Raw ID of this CPU's idle thread.
 static IDLE: AtomicU64 = AtomicU64::new(0);
 /// Raw ID of the thread this CPU just switched away from, for `finish_switch`.
@@ -141,33 +106,9 @@ static TICK_HOOK: AtomicU64 = AtomicU64::new(0);
 /// Watchdog reports printed so far (a statistic kept in every kernel; the tests read it).
 pub static WATCHDOG_REPORTS: AtomicU64 = AtomicU64::new(0);
 
-fn payload(id: ThreadId) -> &'static Payload {
-    &PAYLOAD[id.index()]
-}
-
-fn store_stack(slot: &Payload, stack: &KernelStack) {
-    for (cell, value) in slot
-        .stack
-        .iter()
-        .zip([stack.top, stack.bottom, stack.guard, stack.owner])
-    {
-        cell.store(value, Ordering::Relaxed);
-    }
-}
-
-fn load_stack(slot: &Payload) -> KernelStack {
-    let [top, bottom, guard, owner] = slot.stack.each_ref().map(|c| c.load(Ordering::Relaxed));
-    KernelStack {
-        top,
-        bottom,
-        guard,
-        owner,
-    }
-}
-
 /// The running thread's raw ID (0 before threads exist).
 pub fn current_raw() -> u64 {
-    CURRENT.load(Ordering::Relaxed)
+    crate::percpu::current_raw()
 }
 
 /// The running thread.
@@ -200,7 +141,7 @@ fn create_with(
     reap();
     let give_back = |process: Option<u64>| {
         if let Some(process) = process {
-            crate::user::release_process_ref(process);
+            (user_hooks().release_process)(process);
         }
     };
     let claim = match THREADS.claim() {
@@ -225,8 +166,8 @@ fn create_with(
             return Err(format!("kernel stack: {e}"));
         }
     };
-    let slot = &PAYLOAD[claim.index()];
-    store_stack(slot, &stack);
+    let slot = &TCBS[claim.index()];
+    slot.set_stack(&stack);
     slot.priority.store(priority, Ordering::Relaxed);
     slot.body.store(body as usize as u64, Ordering::Relaxed);
     slot.arg.store(arg, Ordering::Relaxed);
@@ -238,7 +179,7 @@ fn create_with(
         slot.user_top.store(stack.top, Ordering::Relaxed);
         kernel_part.top -= <Machine as UserMode>::USER_AREA_BYTES;
         // SAFETY: the slot is ours (`Initializing`): nobody else touches its FP area.
-        Machine::init_fp(unsafe { fp_area(claim.index()) });
+        Machine::init_fp(unsafe { slot.arch.area() });
     } else {
         slot.user_top.store(0, Ordering::Relaxed);
     }
@@ -268,7 +209,7 @@ pub fn spawn(priority: u8, body: fn(u64) -> i64, arg: u64) -> Result<ThreadId, S
 /// First code of every thread, on its own stack, with interrupts masked.
 extern "C" fn thread_start(index: u64) -> ! {
     finish_switch();
-    let slot = &PAYLOAD[index as usize];
+    let slot = &TCBS[index as usize];
     let raw = slot.body.load(Ordering::Acquire) as usize;
     // SAFETY: `body` was stored by `create` from a `fn(u64) -> i64` (the same slot, published
     // before this thread could run), so the address is that function's.
@@ -285,7 +226,7 @@ pub fn exit(code: i64) -> ! {
     THREADS
         .terminate(me, code)
         .expect("the running thread terminates itself");
-    let joiner = payload(me).joiner.load(Ordering::Acquire);
+    let joiner = tcb(me).joiner.load(Ordering::Acquire);
     if joiner != 0 {
         wake(ThreadId::from_u64(joiner));
     }
@@ -305,8 +246,8 @@ pub fn join(id: ThreadId) -> Result<i64, ThreadError> {
     loop {
         let enabled = Machine::disable_interrupts();
         // Registered before looking, so an exit that races with us always sees it.
-        payload(id).joiner.store(me.as_u64(), Ordering::Release);
-        let stack = load_stack(payload(id));
+        tcb(id).joiner.store(me.as_u64(), Ordering::Release);
+        let stack = tcb(id).stack();
         let outcome = THREADS.join(id);
         match outcome {
             Ok(JoinOutcome::Exited { code, reclaimed }) => {
@@ -337,7 +278,7 @@ fn wake(id: ThreadId) -> bool {
         return false;
     }
     ktrace::record(EventKind::Wake, id.as_u64(), current_raw());
-    let priority = payload(id).priority.load(Ordering::Relaxed);
+    let priority = tcb(id).priority.load(Ordering::Relaxed);
     SCHED.lock().enqueue(id, priority).unwrap_or(false)
 }
 
@@ -387,17 +328,17 @@ fn schedule(still_runnable: bool) {
 /// registers, the kernel stack its next entry from user mode lands on, and its address space.
 /// A kernel thread runs on the kernel's own address space, so no dying process's tables stay
 /// active behind it. Interrupts masked.
-fn switch_user_state(prev: &Payload, next: &Payload) {
+fn switch_user_state(prev: &ThreadBlock, next: &ThreadBlock) {
     if prev.user_top.load(Ordering::Relaxed) != 0 {
         // SAFETY: only the switches of a thread touch its FP area, with interrupts masked, and
         // this is `prev`'s.
-        Machine::save_fp(unsafe { fp_area(slot_index(prev)) });
+        Machine::save_fp(unsafe { prev.arch.area() });
     }
     let next_top = next.user_top.load(Ordering::Relaxed);
     let next_process = next.process.load(Ordering::Relaxed);
     if next_top != 0 {
         // SAFETY: as above, for the thread about to run.
-        Machine::restore_fp(unsafe { fp_area(slot_index(next)) });
+        Machine::restore_fp(unsafe { next.arch.area() });
         Machine::set_user_entry_stack(next_top);
     }
     if ACTIVE_PROCESS.load(Ordering::Relaxed) != next_process {
@@ -405,7 +346,7 @@ fn switch_user_state(prev: &Payload, next: &Payload) {
         if next_process == 0 {
             Machine::activate_kernel_space();
         } else {
-            crate::user::activate_process(next_process);
+            (user_hooks().activate_process)(next_process);
         }
     }
 }
@@ -420,8 +361,8 @@ fn finish_switch() {
     }
     let left = ThreadId::from_u64(left);
     // Read before `left_cpu`: once that reclaims the slot, a new thread may take it.
-    let slot = payload(left);
-    let stack = load_stack(slot);
+    let slot = tcb(left);
+    let stack = slot.stack();
     let process = slot.process.load(Ordering::Relaxed);
     if THREADS.left_cpu(left) == Ok(true) {
         park_stack(stack, process);
@@ -447,7 +388,7 @@ pub fn reap() {
     for (stack, process) in dead {
         free_stack(stack);
         if process != 0 {
-            crate::user::release_process_ref(process);
+            (user_hooks().release_process)(process);
         }
     }
 }
@@ -493,8 +434,8 @@ fn on_tick() {
     }
     // User threads only take interrupts in user mode (system calls run masked), so a killed
     // user thread that was preempted ends here, before it returns to user mode.
-    if kill_requested() && payload(current()).user_top.load(Ordering::Relaxed) != 0 {
-        crate::user::exit_killed();
+    if kill_requested() && tcb(current()).user_top.load(Ordering::Relaxed) != 0 {
+        (user_hooks().exit_killed)();
     }
 }
 
@@ -503,13 +444,13 @@ pub const KILLED_EXIT_CODE: i64 = i64::MIN;
 
 /// Whether someone killed the running thread.
 pub fn kill_requested() -> bool {
-    payload(current()).kill_pending.load(Ordering::Acquire)
+    tcb(current()).kill_pending.load(Ordering::Acquire)
 }
 
 /// Marks `id` killed and wakes it if it was blocked; it ends itself when it next runs in the
 /// kernel (a user thread not started yet is started for that). Interrupts masked.
 pub fn request_kill(id: ThreadId) {
-    payload(id).kill_pending.store(true, Ordering::Release);
+    tcb(id).kill_pending.store(true, Ordering::Release);
     if wake(id) && current() != id {
         schedule(true);
     }
@@ -517,9 +458,9 @@ pub fn request_kill(id: ThreadId) {
 
 /// Gives back the process reference of a slot that a join reclaimed.
 fn release_slot_process(id: ThreadId) {
-    let process = payload(id).process.swap(0, Ordering::Relaxed);
+    let process = tcb(id).process.swap(0, Ordering::Relaxed);
     if process != 0 {
-        crate::user::release_process_ref(process);
+        (user_hooks().release_process)(process);
     }
 }
 
@@ -580,7 +521,7 @@ fn hand_off_to(me: ThreadId, next: ThreadId) {
         /// A ready thread outranks `next`, or a wake was pending for `me`.
         WakeAndBlock,
     }
-    let prio = payload(next).priority.load(Ordering::Relaxed);
+    let prio = tcb(next).priority.load(Ordering::Relaxed);
     // The guard goes out of scope at the end of the block (a `drop` would move it: a copy of the
     // guard on the hot path).
     let decision = {
@@ -620,12 +561,12 @@ fn hand_off_to(me: ThreadId, next: ThreadId) {
 /// `Running`. Interrupts masked.
 #[inline(always)]
 fn switch_to_running(prev: ThreadId, next: ThreadId) {
-    CURRENT.store(next.as_u64(), Ordering::Relaxed);
+    crate::percpu::set_current(next.as_u64());
     LEFT.store(prev.as_u64(), Ordering::Relaxed);
     ktrace::record(EventKind::Switch, prev.as_u64(), next.as_u64());
-    switch_user_state(payload(prev), payload(next));
-    let save = payload(prev).saved_sp.as_ptr();
-    let next_sp = payload(next).saved_sp.load(Ordering::Acquire);
+    switch_user_state(tcb(prev), tcb(next));
+    let save = tcb(prev).saved_sp.as_ptr();
+    let next_sp = tcb(next).saved_sp.load(Ordering::Acquire);
     // SAFETY: interrupts are masked; `next_sp` is `next`'s last saved (or prepared) context, not
     // run since (it was queued once, or blocked and handed the CPU once), on a stack mapped until
     // `left_cpu` reclaims it; `save` is `prev`'s word.
@@ -650,7 +591,7 @@ pub fn create_user_thread(
     arg: u64,
 ) -> Result<ThreadId, String> {
     let id = create_with(priority, user_thread_body, 0, false, Some(process))?;
-    let slot = payload(id);
+    let slot = tcb(id);
     slot.user_entry.store(entry, Ordering::Relaxed);
     slot.user_arg.store(arg, Ordering::Relaxed);
     slot.user_sp.store(sp, Ordering::Release);
@@ -659,7 +600,7 @@ pub fn create_user_thread(
 
 /// Queues a thread made by [`create_user_thread`]. Interrupts masked.
 pub fn start_thread(id: ThreadId) {
-    let priority = payload(id).priority.load(Ordering::Relaxed);
+    let priority = tcb(id).priority.load(Ordering::Relaxed);
     if SCHED.lock().enqueue(id, priority).unwrap_or(false) {
         schedule(true);
     }
@@ -668,31 +609,31 @@ pub fn start_thread(id: ThreadId) {
 /// First code of a user thread (the `body` `thread_start` calls): enters user mode.
 fn user_thread_body(_: u64) -> i64 {
     Machine::disable_interrupts();
-    let slot = payload(current());
+    let slot = tcb(current());
     if slot.kill_pending.load(Ordering::Acquire) {
-        crate::user::exit_killed();
+        (user_hooks().exit_killed)();
     }
     let entry = slot.user_entry.load(Ordering::Relaxed);
     let arg = slot.user_arg.load(Ordering::Relaxed);
     let sp = slot.user_sp.load(Ordering::Acquire);
     let top = slot.user_top.load(Ordering::Relaxed);
-    crate::user::note_first_entry();
+    (user_hooks().first_entry)();
     Machine::enter_user(top, entry, sp, arg)
 }
 
 /// The user-stack top of `id` (0 for a kernel thread).
 pub fn user_top_of(id: ThreadId) -> u64 {
-    payload(id).user_top.load(Ordering::Relaxed)
+    tcb(id).user_top.load(Ordering::Relaxed)
 }
 
 /// The process of `id` (a `Process` pointer, 0 for a kernel thread).
 pub fn process_of(id: ThreadId) -> u64 {
-    payload(id).process.load(Ordering::Relaxed)
+    tcb(id).process.load(Ordering::Relaxed)
 }
 
 /// Registers `me` as the one thread waiting for `id` to end; false if another already waits.
 pub fn set_joiner(id: ThreadId, me: ThreadId) -> bool {
-    match payload(id)
+    match tcb(id)
         .joiner
         .compare_exchange(0, me.as_u64(), Ordering::AcqRel, Ordering::Acquire)
     {
@@ -703,17 +644,16 @@ pub fn set_joiner(id: ThreadId, me: ThreadId) -> bool {
 
 /// Withdraws `me` as `id`'s joiner (a timed-out join).
 pub fn clear_joiner(id: ThreadId, me: ThreadId) {
-    let _ =
-        payload(id)
-            .joiner
-            .compare_exchange(me.as_u64(), 0, Ordering::AcqRel, Ordering::Acquire);
+    let _ = tcb(id)
+        .joiner
+        .compare_exchange(me.as_u64(), 0, Ordering::AcqRel, Ordering::Acquire);
 }
 
 /// Whether `me` is the registered joiner of a thread that has not ended: it waits in a join (or
 /// is about to). For the `ThreadState` system call; O(MAX_THREADS) loads, no lock. A joiner stays
 /// registered after its join collected the code, so only threads still alive count.
 pub fn is_joining(me: ThreadId) -> bool {
-    PAYLOAD.iter().enumerate().any(|(index, slot)| {
+    TCBS.iter().enumerate().any(|(index, slot)| {
         slot.joiner.load(Ordering::Acquire) == me.as_u64()
             && THREADS.slot_info(index).is_some_and(|info| {
                 use kernel_core::thread::ThreadState::{Blocked, Ready, Running};
@@ -734,7 +674,7 @@ pub fn finish_user_join(id: ThreadId, stack: KernelStack, reclaimed: bool) {
 /// Nobody will join user thread `id`: its slot (stack, process reference) is reclaimed now if it
 /// has ended, or as soon as it ends.
 pub fn detach_user_thread(id: ThreadId) {
-    let stack = load_stack(payload(id));
+    let stack = tcb(id).stack();
     let enabled = Machine::disable_interrupts();
     let reclaimed = THREADS.detach(id);
     Machine::restore_interrupts(enabled);
@@ -745,7 +685,7 @@ pub fn detach_user_thread(id: ThreadId) {
 
 /// The kernel stack of `id` as recorded in its slot.
 pub fn stack_of(id: ThreadId) -> KernelStack {
-    load_stack(payload(id))
+    tcb(id).stack()
 }
 
 /// Prints the watchdog's report: per-CPU state, the thread table, the last trace events.
@@ -825,8 +765,8 @@ pub fn start_timer() -> Result<kernel_core::hal::TimerReport, String> {
 /// `sched` stage), then proves it by running and joining one thread.
 pub fn start(boot_stack: KernelStack) -> Result<(), String> {
     let claim = THREADS.claim().map_err(|e| format!("claim: {e}"))?;
-    let slot = &PAYLOAD[claim.index()];
-    store_stack(slot, &boot_stack);
+    let slot = &TCBS[claim.index()];
+    slot.set_stack(&boot_stack);
     slot.priority.store(NORMAL_PRIORITY, Ordering::Relaxed);
     let boot = THREADS.publish(claim);
     THREADS
@@ -839,7 +779,7 @@ pub fn start(boot_stack: KernelStack) -> Result<(), String> {
             .adopt(boot, NORMAL_PRIORITY)
             .map_err(|e| format!("adopt: {e:?}"))?;
         IDLE.store(idle.as_u64(), Ordering::Relaxed);
-        CURRENT.store(boot.as_u64(), Ordering::Relaxed);
+        crate::percpu::set_current(boot.as_u64());
         RUNNING.store(true, Ordering::Release);
         Ok(())
     })?;

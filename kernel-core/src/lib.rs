@@ -32,6 +32,7 @@ pub mod id;
 pub mod ipc;
 pub mod lock;
 pub mod memory_map;
+pub mod object;
 pub mod paging;
 pub mod sched;
 pub mod selftest;

@@ -15,16 +15,17 @@ use super::objects::{Evicted, Kernel, clear_completion, complete, kernel, take_c
 use super::syscall::{Outcome, deadline, lookup_thread, my_process};
 use super::{UserFrame, frame_of, process_of};
 use crate::sched;
+use crate::tcb::tcb;
 use abi::regs::ipc::{BADGE, CAP, ENDPOINT, INFO, REPLY, TIMEOUT, WORDS};
 use abi::{Badge, CapHandle, Error, MessageInfo, ObjectType, ReplyToken, Rights, Timeout};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use kernel_core::cap::{AddressSpaceId, EndpointId, NotificationId, ObjectRef};
 use kernel_core::hal::{Platform, UserRegisters};
 use kernel_core::ipc::{
     CallOutcome, Cancelled, Delivery, Message, RecvOutcome, ReplyRecvOutcome, SendOutcome,
     SignalOutcome, WaitOutcome,
 };
-use kernel_core::thread::{MAX_THREADS, ThreadId};
+use kernel_core::thread::ThreadId;
 
 fn lookup_endpoint(
     kernel: &Kernel,
@@ -71,7 +72,7 @@ fn take_message(
     let cap = if info.has_cap() {
         let handle = CapHandle::from_raw(frame.slot(CAP));
         let cap = kernel.process_mut(me)?.caps.lend(handle)?;
-        kernel.lent[thread.index()] = handle;
+        tcb(thread).set_lent(handle);
         Some(cap)
     } else {
         None
@@ -100,7 +101,7 @@ fn give_back(kernel: &mut Kernel, thread: ThreadId, msg: &Message) {
     if msg.cap().is_none() {
         return;
     }
-    let handle = core::mem::replace(&mut kernel.lent[thread.index()], CapHandle::NULL);
+    let handle = tcb(thread).take_lent();
     if let Some(process) = process_of(thread)
         && let Ok(entry) = kernel.process_mut(process.id)
     {
@@ -110,7 +111,7 @@ fn give_back(kernel: &mut Kernel, thread: ThreadId, msg: &Message) {
 
 /// A message of `sender` was delivered: its lent capability leaves its table (it moved).
 fn settle_sent(kernel: &mut Kernel, sender: ThreadId, object: ObjectRef, evicted: &mut Evicted) {
-    let handle = core::mem::replace(&mut kernel.lent[sender.index()], CapHandle::NULL);
+    let handle = tcb(sender).take_lent();
     if let Some(process) = process_of(sender)
         && let Ok(entry) = kernel.process_mut(process.id)
         && entry.caps.settle(handle).is_ok()
@@ -193,8 +194,8 @@ fn write_reply(
     evicted: &mut Evicted,
 ) {
     let (info, words, cap) = msg.into_parts();
-    if kernel.in_fault[caller.index()] {
-        kernel.fault_reply[caller.index()] = Some(info.label());
+    if tcb(caller).in_fault() {
+        tcb(caller).set_fault_reply(Some(info.label()));
         if let Some(cap) = cap {
             // A pager's reply to a fault carries no capability: it is destroyed.
             let object = cap.object();
@@ -237,14 +238,14 @@ pub fn wake_evicted(evicted: Evicted) {
             if let Some(Cancelled::Send { msg, .. }) = cancelled {
                 give_back(&mut kernel, *thread, msg);
             }
-            if kernel.in_fault[thread.index()] {
-                kernel.fault_reply[thread.index()] = None;
+            if tcb(*thread).in_fault() {
+                tcb(*thread).set_fault_reply(None);
             } else if sched::user_top_of(*thread) != 0 {
                 // SAFETY: an evicted thread was blocked on the object or partner that went
                 // away; it is not the caller (which is running) and the lock is held.
                 unsafe { frame_of(*thread) }.set_result(Error::Killed.into_raw() as u64);
             }
-            kernel.waiting_on[thread.index()] = None;
+            tcb(*thread).set_waiting_on(None);
             complete(*thread);
         }
     }
@@ -360,10 +361,9 @@ fn reply_recv_registers_only(
         .filter(|info| !info.has_cap())?;
     let (endpoint, _) =
         lookup_endpoint(kernel, process, frame.slot(ENDPOINT), Rights::RECEIVE).ok()?;
-    let in_fault = &kernel.in_fault;
     let caller = kernel
         .endpoints
-        .reply_then_wait(endpoint, me, token, |caller| !in_fault[caller.index()])?;
+        .reply_then_wait(endpoint, me, token, |caller| !tcb(caller).in_fault())?;
     // SAFETY: `caller` awaited this reply, so it is blocked (not running, not the replier), and
     // the objects' lock is held.
     let target = unsafe { frame_of(caller) };
@@ -601,12 +601,12 @@ pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u3
     let me = sched::current();
     let mut evicted = Evicted::new();
     let mut kernel = kernel();
-    kernel.in_fault[me.index()] = true;
-    kernel.fault_reply[me.index()] = None;
+    tcb(me).set_in_fault(true);
+    tcb(me).set_fault_reply(None);
     clear_completion(me);
     let blocked_already = match kernel.endpoints.call(endpoint, me, badge, msg, true) {
         Err(_) => {
-            kernel.in_fault[me.index()] = false;
+            tcb(me).set_in_fault(false);
             return None;
         }
         Ok(CallOutcome::SwitchTo { receiver, delivery }) => {
@@ -622,9 +622,12 @@ pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u3
         }
     };
     let outcome = wait_for_completion(me, None, blocked_already);
-    let mut kernel = super::objects::kernel();
-    kernel.in_fault[me.index()] = false;
-    let label = kernel.fault_reply[me.index()].take();
+    let label = {
+        // Under the lock: a replier writes the label under it.
+        let _kernel = super::objects::kernel();
+        tcb(me).set_in_fault(false);
+        tcb(me).take_fault_reply()
+    };
     match outcome {
         Outcome::Written => label,
         _ => None,
@@ -636,14 +639,14 @@ pub fn fault_call(endpoint: EndpointId, badge: Badge, msg: Message) -> Option<u3
 pub fn signal(handle: u64, bits: u64) -> Result<u64, Error> {
     let process = my_process();
     let waiter = {
-        let mut kernel = kernel();
+        let kernel = kernel();
         let (id, badge) = lookup_notification(&kernel, process, handle, Rights::SEND)?;
         match kernel.notification(id)?.signal(bits | badge)? {
             SignalOutcome::Pending => None,
             SignalOutcome::Wake { waiter, bits } => {
                 // SAFETY: the waiter is blocked in `wait`; it is not the caller; lock held.
                 unsafe { frame_of(waiter) }.set_result(bits);
-                kernel.waiting_on[waiter.index()] = None;
+                tcb(waiter).set_waiting_on(None);
                 complete(waiter);
                 Some(waiter)
             }
@@ -661,7 +664,7 @@ pub fn wait(handle: u64, timeout: u64) -> Outcome {
     let timeout = Timeout::from_raw(timeout);
     let deadline = deadline(timeout.into_raw());
     let id = {
-        let mut kernel = kernel();
+        let kernel = kernel();
         let id = match lookup_notification(&kernel, process, handle, Rights::RECEIVE) {
             Ok((id, _)) => id,
             Err(error) => return Outcome::Fail(error),
@@ -673,7 +676,7 @@ pub fn wait(handle: u64, timeout: u64) -> Outcome {
         match outcome {
             Err(error) => return Outcome::Fail(error),
             Ok(WaitOutcome::Ready(bits)) => return Outcome::Value(bits),
-            Ok(WaitOutcome::Block) => kernel.waiting_on[me.index()] = Some(id),
+            Ok(WaitOutcome::Block) => tcb(me).set_waiting_on(Some(id)),
         }
         id
     };
@@ -686,7 +689,7 @@ pub fn wait(handle: u64, timeout: u64) -> Outcome {
         if !(expired || killed) {
             continue;
         }
-        let mut kernel = kernel();
+        let kernel = kernel();
         if take_completion(me) {
             return Outcome::Written;
         }
@@ -694,7 +697,7 @@ pub fn wait(handle: u64, timeout: u64) -> Outcome {
             .notification(id)
             .map(|n| n.cancel_wait(me))
             .unwrap_or(true);
-        kernel.waiting_on[me.index()] = None;
+        tcb(me).set_waiting_on(None);
         // A kill has already withdrawn the wait (`withdraw`), so `cancel_wait` finds nothing
         // then: the thread ends all the same.
         if withdrawn || killed {
@@ -722,18 +725,13 @@ pub fn register_thread(kernel: &mut Kernel, process: AddressSpaceId, thread: Thr
         entry.threads.push(thread);
         entry.started = true;
     }
-    let i = thread.index();
-    kernel.started[i] = false;
-    clear_completion(thread);
-    kernel.in_fault[i] = false;
-    kernel.fault_reply[i] = None;
-    kernel.waiting_on[i] = None;
-    kernel.lent[i] = CapHandle::NULL;
+    tcb(thread).reset_operations();
 }
 
 /// True when `thread` (a live user thread) was created and never started.
 pub fn never_started(thread: ThreadId) -> bool {
-    !kernel().started[thread.index()]
+    let _kernel = kernel();
+    !tcb(thread).started()
         && matches!(
             sched::THREADS.state(thread),
             Ok(kernel_core::thread::ThreadState::Ready)
@@ -742,8 +740,8 @@ pub fn never_started(thread: ThreadId) -> bool {
 
 /// Marks `thread` started; false if it already was.
 pub fn mark_started(thread: ThreadId) -> bool {
-    let mut kernel = kernel();
-    !core::mem::replace(&mut kernel.started[thread.index()], true)
+    let _kernel = kernel();
+    !tcb(thread).mark_started()
 }
 
 /// Takes `thread` out of every IPC and notification wait; callers awaiting its replies are added
@@ -754,17 +752,12 @@ fn withdraw(kernel: &mut Kernel, thread: ThreadId, evicted: &mut Evicted) {
         give_back(kernel, thread, &msg);
     }
     evicted.extend(orphans.into_iter().map(|o| (o, None)));
-    if let Some(id) = kernel.waiting_on[thread.index()].take()
+    if let Some(id) = tcb(thread).take_waiting_on()
         && let Ok(notification) = kernel.notification(id)
     {
         notification.cancel_wait(thread);
     }
 }
-
-/// Per thread slot: the exit code its last user thread ended with (`sched::KILLED_EXIT_CODE` for
-/// a kill), for `ThreadState` to read while the thread is `Terminated` and not yet reclaimed.
-/// The thread table keeps the code too, but hands it out only to the join that reclaims the slot.
-static EXIT_CODES: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_THREADS];
 
 /// The exit code `thread` ended with. Meaningful only while the thread table says `thread` is
 /// `Terminated` (with its generation): the caller checks that before and after the call, so the
@@ -772,7 +765,7 @@ static EXIT_CODES: [AtomicU64; MAX_THREADS] = [const { AtomicU64::new(0) }; MAX_
 pub fn exit_code_of(thread: ThreadId) -> i64 {
     // Acquire: pairs with the release in `exit_current` (the caller's fence then orders its
     // second look at the thread table after this load).
-    EXIT_CODES[thread.index()].load(Ordering::Acquire) as i64
+    tcb(thread).exit_code.load(Ordering::Acquire) as i64
 }
 
 /// Ends the calling user thread with `code`; the last thread of a process takes the process
@@ -781,7 +774,7 @@ pub fn exit_current(code: i64) -> ! {
     let me = sched::current();
     // Before `sched::exit` makes the thread `Terminated` (a release on the slot word): whoever
     // sees that state sees this code.
-    EXIT_CODES[me.index()].store(code as u64, Ordering::Release);
+    tcb(me).exit_code.store(code as u64, Ordering::Release);
     let mut evicted = Evicted::new();
     {
         let mut kernel = kernel();
@@ -805,7 +798,7 @@ pub fn kill_thread(thread: ThreadId) {
     let start = {
         let mut kernel = kernel();
         withdraw(&mut kernel, thread, &mut evicted);
-        !core::mem::replace(&mut kernel.started[thread.index()], true)
+        !tcb(thread).mark_started()
     };
     wake_evicted(evicted);
     sched::request_kill(thread);

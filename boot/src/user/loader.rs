@@ -23,6 +23,7 @@ use kernel_core::boot_info::BootInfo;
 use kernel_core::cap::{AddressSpaceId, Capability, ObjectRef};
 use kernel_core::hal::Platform;
 use kernel_core::memory_map::FRAME_SIZE;
+use kernel_core::object::FrameRange;
 use kernel_core::paging::MapFlags;
 use kernel_core::thread::ThreadId;
 use loader::cpio::Archive;
@@ -107,7 +108,13 @@ fn map_fresh(
             .map_err(|e| format!("map {:#x}: {e}", va + i * FRAME_SIZE))?;
     }
     drop(allocator);
-    kernel.add_frames(range.start, pages, true);
+    kernel.add_frames(
+        FrameRange {
+            start: range.start,
+            frames: pages,
+        },
+        true,
+    );
     for i in 0..pages {
         kernel.retain_frame_page(range.start + i * FRAME_SIZE);
     }
@@ -120,8 +127,7 @@ fn new_process(name: &str) -> Result<AddressSpaceId, String> {
         let frames = frames.as_mut().ok_or("no frame allocator")?;
         UserSpace::create(frames).map_err(|e| format!("address space: {e}"))?
     };
-    kernel()
-        .add_process(space, name)
+    super::objects::add_process(&mut kernel(), space, name)
         .map_err(|e| format!("process table: {e}"))
 }
 
@@ -141,7 +147,7 @@ fn first_thread(id: AddressSpaceId, entry: u64, sp: u64, arg: u64) -> Result<Thr
     )?;
     let mut kernel = kernel();
     ipc::register_thread(&mut kernel, id, thread);
-    kernel.started[thread.index()] = true;
+    crate::tcb::tcb(thread).mark_started();
     Ok(thread)
 }
 
@@ -286,7 +292,13 @@ pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<Init, String> {
                     .map_err(|e| format!("map the initrd: {e}"))?;
             }
         }
-        kernel.add_frames(initrd.start, pages, false);
+        kernel.add_frames(
+            FrameRange {
+                start: initrd.start,
+                frames: pages,
+            },
+            false,
+        );
         for i in 0..pages {
             kernel.retain_frame_page(initrd.start + i * FRAME_SIZE);
         }

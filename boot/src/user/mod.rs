@@ -32,8 +32,18 @@ pub type UserFrame = <Machine as UserMode>::UserFrame;
 /// Set by the first entry into user mode (the `user` stage checks it).
 static ENTERED_USER: AtomicBool = AtomicBool::new(false);
 
-/// Creates the object tables and installs the system-call and user-fault entries.
+/// Registers what the scheduler needs from user mode and installs the system-call and user-fault
+/// entries.
 pub fn init() -> Result<(), &'static str> {
+    objects::kernel()
+        .reserve()
+        .map_err(|_| "the kernel heap cannot hold the object tables")?;
+    sched::register_user_hooks(sched::UserHooks {
+        activate_process,
+        release_process: release_process_ref,
+        exit_killed,
+        first_entry: note_first_entry,
+    });
     Machine::init_user_mode(syscall::on_syscall, fault::on_user_fault)
 }
 

@@ -22,6 +22,7 @@ use kernel_core::cap::{Capability, ObjectRef};
 use kernel_core::hal::{Platform, UserRegisters};
 use kernel_core::ipc::Blocked;
 use kernel_core::memory_map::FRAME_SIZE;
+use kernel_core::object::FrameRange;
 use kernel_core::paging::{MapError, MapFlags};
 use kernel_core::thread::ThreadId;
 
@@ -282,7 +283,7 @@ fn create_object(kind: ObjectKind) -> Result<u64, Error> {
                     let frames = frames.as_mut().ok_or(Error::OutOfMemory)?;
                     UserSpace::create(frames).map_err(|_| Error::OutOfMemory)?
                 };
-                ObjectRef::AddressSpace(kernel.add_process(space, "process")?)
+                ObjectRef::AddressSpace(super::objects::add_process(&mut kernel, space, "process")?)
             }
         };
         match kernel.insert_cap(me, Capability::full(object)) {
@@ -330,7 +331,13 @@ fn frame_alloc(count: u64) -> Result<u64, Error> {
         )
     };
     let mut kernel = kernel();
-    kernel.add_frames(start, count, true);
+    kernel.add_frames(
+        FrameRange {
+            start,
+            frames: count,
+        },
+        true,
+    );
     let object = ObjectRef::FrameRange {
         start,
         frames: count,
@@ -573,14 +580,14 @@ fn describe_in_state(
     let none = [0; 4];
     {
         let kernel = kernel();
-        let i = id.index();
-        if !kernel.started[i] {
+        let block = crate::tcb::tcb(id);
+        if !block.started() {
             return Ok((ThreadStatus::NotStarted, none));
         }
         let blocked = kernel.endpoints.blocked(id);
         // A fault call is IPC on the pager endpoint, made by the kernel: the fault is reported
         // while the call is queued or held (once answered the thread is just being woken).
-        if kernel.in_fault[i] && blocked.is_some() {
+        if block.in_fault() && blocked.is_some() {
             return Ok((ThreadStatus::Faulted, super::fault::pending_fault_of(id)));
         }
         let ipc = match blocked {
@@ -588,7 +595,7 @@ fn describe_in_state(
             Some(Blocked::Send { call: true, .. }) => Some(ThreadStatus::Calling),
             Some(Blocked::Reply { .. }) => Some(ThreadStatus::AwaitingReply),
             Some(Blocked::Recv { .. }) => Some(ThreadStatus::Receiving),
-            None if kernel.waiting_on[i].is_some() => Some(ThreadStatus::Waiting),
+            None if block.waiting_on().is_some() => Some(ThreadStatus::Waiting),
             None => None,
         };
         if let Some(status) = ipc {

@@ -23,11 +23,13 @@
 //! context-switch path on every CPU. Its atomics come from `crate::sync`, so the loom models in
 //! `loom_tests` (built with `RUSTFLAGS="--cfg loom"`) check the real code, and test builds can break
 //! one operation on purpose (`fault`) to show that those models catch the bug. Scheduling policy
-//! (who runs next) is not here; see [`crate::sched`].
+//! (who runs next) is not here; see [`crate::sched`]. What the kernel keeps about the thread in a
+//! slot (stacks, priority, process, blocking operations) is its control block, [`Tcb`].
 
 mod id;
 mod slot;
 mod table;
+mod tcb;
 
 #[cfg(test)]
 mod fault;
@@ -38,6 +40,7 @@ mod tests;
 
 pub use id::{ThreadError, ThreadId, ThreadState};
 pub use table::{Claim, JoinOutcome, SlotInfo, ThreadTable};
+pub use tcb::Tcb;
 
 /// Slots in the kernel's thread table.
 pub const MAX_THREADS: usize = 256;
