@@ -3,8 +3,8 @@
 //!
 //! Owns the kernel's half of the fault protocol (`abi::fault`): the message, the wait for the
 //! pager's reply, and the kill with its one-line report when there is no pager, the pager fails
-//! or it answers anything but `RESUME`; and per thread the record of its last fault (the words of
-//! the fault message), which `ThreadState` reports for a thread whose fault is with its pager or
+//! or it answers anything but `RESUME`; and the record of each thread's last fault (the words of
+//! the fault message, kept in its control block), which `ThreadState` reports for a thread whose fault is with its pager or
 //! that its fault killed. It must never let a user fault reach the kernel's fatal trap path:
 //! whatever user space does, the kernel carries on.
 
@@ -12,29 +12,13 @@ use super::ipc;
 use super::objects::kernel;
 use super::{UserFrame, process_of};
 use crate::sched;
+use crate::tcb::tcb;
 use abi::MessageInfo;
 use abi::fault::{FAULT_LABEL, FaultKind, RESUME, access};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use kernel_core::hal::UserFault;
 use kernel_core::ipc::Message;
-use kernel_core::thread::{MAX_THREADS, ThreadId};
-
-/// The last fault of the user thread in one thread slot.
-struct FaultRecord {
-    /// Words 0..3 of the fault message (`abi::fault`). Written only by the thread itself, on its
-    /// own fault.
-    words: [AtomicU64; 4],
-    /// Raw ID of the thread these words killed (0: none). Set by the thread itself just before
-    /// it ends, so a record of an earlier occupant of the slot never passes for a new one's.
-    fatal_to: AtomicU64,
-}
-
-static FAULTS: [FaultRecord; MAX_THREADS] = [const {
-    FaultRecord {
-        words: [const { AtomicU64::new(0) }; 4],
-        fatal_to: AtomicU64::new(0),
-    }
-}; MAX_THREADS];
+use kernel_core::thread::ThreadId;
 
 /// The fault as the words of the fault message.
 fn message_words(fault: &UserFault) -> [u64; 4] {
@@ -52,8 +36,8 @@ fn message_words(fault: &UserFault) -> [u64; 4] {
 /// meaningful while the kernel objects say `thread` is in a fault call (`Kernel::in_fault`), read
 /// under the same lock: the thread wrote the words before it took that lock to make the call.
 pub fn pending_fault_of(thread: ThreadId) -> [u64; 4] {
-    FAULTS[thread.index()]
-        .words
+    tcb(thread)
+        .fault_words
         .each_ref()
         .map(|word| word.load(Ordering::Relaxed))
 }
@@ -61,11 +45,11 @@ pub fn pending_fault_of(thread: ThreadId) -> [u64; 4] {
 /// The fault that killed `thread`, if one did. Only meaningful while the thread table says
 /// `thread` is `Terminated` (the record was completed before that, see `kill_process`).
 pub fn fatal_fault_of(thread: ThreadId) -> Option<[u64; 4]> {
-    let record = &FAULTS[thread.index()];
+    let record = tcb(thread);
     // Acquire: pairs with the release in `kill_process`, after the words were written.
     (record.fatal_to.load(Ordering::Acquire) == thread.as_u64()).then(|| {
         record
-            .words
+            .fault_words
             .each_ref()
             .map(|word| word.load(Ordering::Relaxed))
     })
@@ -78,7 +62,7 @@ pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
         panic!("a user fault on kernel thread {me}: {fault:?}");
     };
     // Release: see `ThreadState`'s read of an ended thread's records (`describe_thread`).
-    for (cell, word) in FAULTS[me.index()].words.iter().zip(message_words(&fault)) {
+    for (cell, word) in tcb(me).fault_words.iter().zip(message_words(&fault)) {
         cell.store(word, Ordering::Release);
     }
     let pager = kernel().process(process.id).ok().and_then(|e| e.pager);
@@ -136,9 +120,7 @@ fn kill_process(me: ThreadId, fault: &UserFault, why: &str) -> ! {
     }
     // The words (written on entry, by this thread) are the fault that kills it; released before
     // the thread ends, so whoever sees it ended sees them.
-    FAULTS[me.index()]
-        .fatal_to
-        .store(me.as_u64(), Ordering::Release);
+    tcb(me).fatal_to.store(me.as_u64(), Ordering::Release);
     ipc::exit_current(sched::KILLED_EXIT_CODE)
 }
 

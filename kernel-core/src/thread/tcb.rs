@@ -4,7 +4,8 @@
 //! pointer, kernel stack, priority, body), how it ends (joiner, pending kill, exit code), what it
 //! runs in user mode (process, entry registers, the top of its kernel stack where its user
 //! registers are saved), where its blocking operations stand (completion, fault call, the
-//! notification it waits on, the capability its queued message carries) and the architecture's
+//! notification it waits on, the capability its queued message carries), its last fault and the
+//! architecture's
 //! own part (`X`: the FP/SIMD save area). Two things live elsewhere on purpose and are named by
 //! the same slot index: the slot's state word ([`super::ThreadTable`], the lock-free state
 //! machine that decides who may touch this record) and the thread's place in endpoint queues
@@ -74,6 +75,14 @@ pub struct Tcb<X> {
     /// The handle of the capability its queued message carries (lent). Under the object lock.
     lent: AtomicU64,
 
+    // ---- its last fault ----------------------------------------------------------------------
+    /// Words 0..3 of its last fault message (`abi::fault`). Written only by the thread itself,
+    /// on its own fault, before it takes the object lock to call its pager.
+    pub fault_words: [AtomicU64; 4],
+    /// Raw ID of the thread `fault_words` killed (0: none). Set by the thread itself just before
+    /// it ends, so a record of an earlier occupant of the slot never passes for a new one's.
+    pub fatal_to: AtomicU64,
+
     /// The architecture's part.
     pub arch: X,
 }
@@ -101,6 +110,8 @@ impl<X> Tcb<X> {
             fault_reply: AtomicU64::new(NONE),
             waiting_on: AtomicU64::new(NONE),
             lent: AtomicU64::new(CapHandle::NULL.into_raw()),
+            fault_words: [const { AtomicU64::new(0) }; 4],
+            fatal_to: AtomicU64::new(0),
             arch,
         }
     }
