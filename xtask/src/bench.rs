@@ -36,7 +36,7 @@ use std::time::Duration;
 
 /// The metrics every benchmark boot must report (`counter_check` first: the guest checks that a
 /// tick is one instruction, without which the others do not mean what they say).
-pub const REQUIRED: [&str; 11] = [
+pub const REQUIRED: [&str; 12] = [
     "counter_check",
     "null_syscall",
     "ipc_call_reply",
@@ -44,6 +44,7 @@ pub const REQUIRED: [&str; 11] = [
     "notify_wait",
     "yield_switch",
     "fault_roundtrip",
+    "thread_create_join",
     "frame_alloc_empty",
     "frame_alloc_full",
     "frame_alloc_run_empty",
@@ -420,8 +421,8 @@ mod tests {
             verdict.failures,
             [
                 "missing metrics: counter_check, ipc_call_reply, ipc_call_reply_same_space, \
-                 notify_wait, yield_switch, fault_roundtrip, frame_alloc_empty, frame_alloc_full, \
-                 frame_alloc_run_empty, frame_alloc_run_full"
+                 notify_wait, yield_switch, fault_roundtrip, thread_create_join, frame_alloc_empty, \
+                 frame_alloc_full, frame_alloc_run_empty, frame_alloc_run_full"
             ]
         );
         assert_eq!(verdict.metrics.len(), 2);
@@ -568,11 +569,11 @@ mod tests {
         let with = |empty: u64, full: u64| {
             let serial = all_required()
                 .replace(
-                    "frame_alloc_empty 107 ",
+                    "frame_alloc_empty 108 ",
                     &format!("frame_alloc_empty {empty} "),
                 )
                 .replace(
-                    "frame_alloc_full 108 ",
+                    "frame_alloc_full 109 ",
                     &format!("frame_alloc_full {full} "),
                 )
                 + "[done] 5 passed, 0 failed, 0 skipped\n";

@@ -29,6 +29,10 @@
 //!   pager endpoint, which init receives in its pager loop (chosen over an exit code so the value
 //!   keeps 64 bits and an error stays distinguishable from a result). If the kernel refuses to
 //!   map the shared frame again, or any fault is not a plain page fault in the window, it fails.
+//! - `thread_create_join`: one thread in init's own address space created (`ThreadCreate`),
+//!   started, ended (its body returns at once), joined and its handle deleted, on a stack mapped
+//!   once and reused ([`rt::thread::ReusableStack`]). Each thread returns a code derived from its
+//!   argument, and the join must collect exactly that code: a thread that did not run fails it.
 //! - `frame_alloc_empty`: one `FrameAlloc` of one frame and the `CapDelete` that frees it, with
 //!   RAM nearly empty (what the boot and the earlier benchmarks hold).
 //! - `frame_alloc_full`: the same with 95% of the frames init can get held, all of the lowest
@@ -118,6 +122,7 @@ pub fn run_all(env: &Env) -> usize {
         report("notify_wait", notify_wait()),
         report("yield_switch", yield_switch(env)),
         report("fault_roundtrip", fault_roundtrip(env)),
+        report("thread_create_join", thread_create_join(env)),
         report("frame_alloc_empty", measure_frame_alloc(1)),
         report("frame_alloc_run_empty", measure_frame_alloc(SMALL_RUN)),
     ];
@@ -243,6 +248,32 @@ fn ipc_call_reply_same_space(env: &Env) -> Result<u64, Reason> {
         0 => Ok(ticks),
         code => fail!("server thread exited with code {code}"),
     }
+}
+
+/// The body of each `thread_create_join` thread: ends at once with a code only its argument
+/// gives.
+fn short_thread(arg: u64) -> i64 {
+    (arg & 0xffff) as i64 ^ 0x5a5a
+}
+
+fn thread_create_join(env: &Env) -> Result<u64, Reason> {
+    let mut stack =
+        rt::thread::ReusableStack::new(env.own_space, LOCAL_STACK_VA, LOCAL_STACK_PAGES)
+            .context("reusable stack")?;
+    let mut next = 0u64;
+    measure(1, |ops| {
+        for _ in 0..ops {
+            next += 1;
+            let code = stack.run(short_thread, next, WAIT).context("run")?;
+            if i64::from(code) != short_thread(next) {
+                fail!(
+                    "thread {next} ended with {code:#x}, expected {:#x}",
+                    short_thread(next)
+                );
+            }
+        }
+        Ok(())
+    })
 }
 
 fn notify_wait() -> Result<u64, Reason> {

@@ -175,3 +175,104 @@ impl LocalThread {
         result.map_err(step("thread_join (local thread)"))
     }
 }
+
+/// A stack in the caller's own address space that threads can be started on one after another
+/// (for code that starts many short threads, such as the `thread_create_join` benchmark): mapped
+/// once, reused by each thread once the previous one has been joined.
+#[derive(Debug)]
+pub struct ReusableStack {
+    own_space: CapHandle,
+    frames: CapHandle,
+    stack_va: u64,
+    stack_pages: usize,
+}
+
+impl ReusableStack {
+    /// Maps `stack_pages` fresh pages read-write at `stack_va` in `own_space` (`MAP`, `CONTROL`),
+    /// as [`spawn_local`] does for one thread.
+    pub fn new(own_space: CapHandle, stack_va: u64, stack_pages: usize) -> Result<Self, StepError> {
+        let stack_bytes = (stack_pages as u64).saturating_mul(crate::process::PAGE_SIZE);
+        if stack_bytes < START_BLOCK_BYTES * 2 {
+            return Err(StepError {
+                step: "reusable stack size",
+                error: Error::InvalidArgument,
+            });
+        }
+        let frames = frame_alloc(stack_pages).map_err(step("frame_alloc (reusable stack)"))?;
+        if let Err(error) = map(own_space, frames, stack_va, Rights::READ | Rights::WRITE) {
+            let _ = cap_delete(frames);
+            return Err(StepError {
+                step: "map (reusable stack)",
+                error,
+            });
+        }
+        Ok(Self {
+            own_space,
+            frames,
+            stack_va,
+            stack_pages,
+        })
+    }
+
+    /// Starts `main(arg)` on this stack and waits (at most `timeout`) for it to end; returns its
+    /// exit code. The thread's handle is deleted once it has ended. `&mut self`: one thread at a
+    /// time. If the join fails the thread may still run on the stack, so the stack is leaked
+    /// rather than unmapped (the error says so).
+    pub fn run(
+        &mut self,
+        main: fn(u64) -> i64,
+        arg: u64,
+        timeout: Timeout,
+    ) -> Result<u32, StepError> {
+        if self.stack_pages == 0 {
+            // An earlier thread was never joined: it may still be running on the stack.
+            return Err(StepError {
+                step: "reusable stack (an earlier thread may still run on it)",
+                error: Error::Busy,
+            });
+        }
+        let top = self.stack_va + self.stack_pages as u64 * crate::process::PAGE_SIZE;
+        let block_va = top - START_BLOCK_BYTES;
+        // SAFETY: the stack is mapped read-write (by `new`) and no thread runs on it: the
+        // previous one, if any, was joined (`run` returns only after a join or before a start).
+        unsafe { (block_va as *mut StartBlock).write(StartBlock { main, arg }) };
+        // SAFETY: the entry is rt's trampoline, which reads the StartBlock written above and
+        // runs a safe fn; the stack below block_va is this stack, used by no other thread.
+        let thread = unsafe {
+            thread_create(
+                self.own_space,
+                rt_thread_start as *const () as u64,
+                block_va,
+                block_va,
+            )
+        }
+        .map_err(step("thread_create (reusable stack)"))?;
+        if let Err(error) = thread_start(thread) {
+            let _ = cap_delete(thread);
+            return Err(StepError {
+                step: "thread_start (reusable stack)",
+                error,
+            });
+        }
+        let joined = thread_join(thread, timeout);
+        if matches!(joined, Ok(_) | Err(Error::Killed)) {
+            let _ = cap_delete(thread);
+        } else {
+            // Still running: never reuse or unmap the stack under it.
+            self.stack_pages = 0;
+        }
+        joined.map_err(step("thread_join (reusable stack)"))
+    }
+}
+
+impl Drop for ReusableStack {
+    fn drop(&mut self) {
+        if self.stack_pages == 0 {
+            return;
+        }
+        // SAFETY: every thread started on this stack was joined (`run` zeroes `stack_pages`
+        // when one was not), so nothing runs on it any more.
+        let _ = unsafe { unmap(self.own_space, self.stack_va, self.stack_pages) };
+        let _ = cap_delete(self.frames);
+    }
+}
