@@ -25,7 +25,7 @@ use kernel_core::selftest::{self, KernelTest};
 
 /// Every in-kernel test, in the test catalog's order (checked when this is compiled: a test
 /// added here and not to `tests/catalog`, or the other way round, does not build).
-pub const ALL: [KernelTest<TestEnv>; 21] = [
+pub const ALL: [KernelTest<TestEnv>; 22] = [
     KernelTest::new("frames_alloc_free", frames_alloc_free),
     KernelTest::new("frames_exhaust", frames_exhaust),
     KernelTest::new("heap_alloc", heap_alloc),
@@ -42,6 +42,11 @@ pub const ALL: [KernelTest<TestEnv>; 21] = [
     KernelTest::new("log_from_irq", threads::log_from_irq),
     KernelTest::new("lock_diagnostics", threads::lock_diagnostics),
     KernelTest::new("watchdog_stall", threads::watchdog_stall),
+    KernelTest::new(
+        "user_access_closed_in_traps",
+        mm::user_access_closed_in_traps,
+    )
+    .skip_when(mm::no_user_access_guard),
     KernelTest::new("mm_guard_page", mm::guard_page),
     KernelTest::new("mm_user_access", mm::direct_user_access),
     KernelTest::new("fault_unmapped", fault_unmapped),

@@ -288,6 +288,16 @@ pub trait UserMode {
     /// Loads `area` into this CPU's FP/SIMD registers.
     fn restore_fp(area: &FpArea);
 
+    /// Whether kernel code could touch user memory right now outside the user-copy path
+    /// (x86_64: SMAP absent or RFLAGS.AC set; AArch64: PAN absent or PSTATE.PAN clear). Every
+    /// trap entry must close it; the `user_access_closed_in_traps` test checks that.
+    fn user_access_open() -> bool;
+
+    /// Opens or closes kernel access to user memory for the code running now (`stac`/`clac`, or
+    /// PSTATE.PAN). For the test of the trap entry only: nothing else may open it. Does nothing
+    /// on a CPU without SMAP/PAN.
+    fn set_user_access_open(open: bool);
+
     /// Tells the CPU which kernel stack the next entry from user mode lands on (TSS.RSP0 and
     /// the syscall stack on x86_64; nothing on AArch64, where SP_EL1 already is that stack).
     fn set_user_entry_stack(stack_top: u64);

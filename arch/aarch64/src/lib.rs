@@ -222,6 +222,16 @@ impl UserMode for Machine {
         user::restore_fp(area);
     }
 
+    fn user_access_open() -> bool {
+        !mmu::features().pan || !mmu::pan_set()
+    }
+
+    fn set_user_access_open(open: bool) {
+        if mmu::features().pan {
+            mmu::set_pan(!open);
+        }
+    }
+
     fn set_user_entry_stack(_stack_top: u64) {
         // SP_EL1 is already the thread's kernel stack whenever user code runs.
     }

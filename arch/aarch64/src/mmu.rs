@@ -173,6 +173,30 @@ pub fn enable_pan() -> bool {
     pan & PAN_BIT != 0
 }
 
+/// Whether PSTATE.PAN is set (the CPU must have PAN).
+pub fn pan_set() -> bool {
+    let pan: u64;
+    // SAFETY: reading PAN (S3_0_C4_C2_3) has no side effects.
+    unsafe { asm!("mrs {}, S3_0_C4_C2_3", out(reg) pan, options(nomem, nostack, preserves_flags)) };
+    pan & PAN_BIT != 0
+}
+
+/// Sets or clears PSTATE.PAN (the CPU must have PAN). Clearing it is for the trap-entry test
+/// only (see `enable_pan` for why setting it is always safe).
+pub fn set_pan(on: bool) {
+    let value = if on { PAN_BIT } else { 0 };
+    // SAFETY: PAN only decides whether EL1 data accesses to EL0 pages fault; the caller (the
+    // trap-entry test) touches no user memory while it is clear and sets it again.
+    unsafe {
+        asm!(
+            "msr S3_0_C4_C2_3, {}",
+            "isb",
+            in(reg) value,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// Makes `root` the user half of this CPU under `asid`; with `flush`, first drops whatever this
 /// CPU's TLB holds for `asid`. Makes sure TTBR0 walks are enabled.
 pub fn activate_user_root(root: u64, asid: u32, flush: bool) {

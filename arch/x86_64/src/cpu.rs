@@ -53,6 +53,10 @@ pub fn features() -> Features {
     *FEATURES.call_once(detect)
 }
 
+/// Non-zero once SMAP is on: the trap entry then executes `clac` (read by assembly, so a plain
+/// byte; written once, before the first user thread exists).
+pub static SMAP_ON: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
+
 /// Turns on SMEP and SMAP where the CPU has them, so the kernel can neither execute user pages
 /// nor touch user data outside the audited copy routines. Returns what was enabled.
 pub fn enable_user_access_protection() -> (bool, bool) {
@@ -67,5 +71,8 @@ pub fn enable_user_access_protection() -> (bool, bool) {
     // SAFETY: SMEP and SMAP only add checks on accesses to user pages; the kernel runs on
     // supervisor pages and reaches user memory only through `user_copy`, which sets RFLAGS.AC.
     unsafe { Cr4::write(flags) };
+    if features.smap {
+        SMAP_ON.store(1, core::sync::atomic::Ordering::Release);
+    }
     (features.smep, features.smap)
 }

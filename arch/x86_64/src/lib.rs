@@ -195,6 +195,26 @@ impl UserMode for Machine {
         user::restore_fp(area);
     }
 
+    fn user_access_open() -> bool {
+        let ac = x86_64::registers::rflags::read()
+            .contains(x86_64::registers::rflags::RFlags::ALIGNMENT_CHECK);
+        !cpu::features().smap || ac
+    }
+
+    fn set_user_access_open(open: bool) {
+        if !cpu::features().smap {
+            return;
+        }
+        if open {
+            // SAFETY: `stac` only allows supervisor accesses to user pages (the CPU has SMAP:
+            // checked above); the caller is the trap-entry test, which closes it again.
+            unsafe { core::arch::asm!("stac", options(nomem, nostack)) };
+        } else {
+            // SAFETY: `clac` only forbids supervisor accesses to user pages again.
+            unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+        }
+    }
+
     fn set_user_entry_stack(stack_top: u64) {
         user::set_entry_stack(stack_top);
     }

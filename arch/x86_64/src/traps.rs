@@ -90,6 +90,13 @@ x86_64_trap_common:
     push %r14
     push %r15
     cld
+    /* A trap from user mode (or from a user copy) may arrive with RFLAGS.AC set (`popf` sets it
+       in ring 3): close user access, or the whole trap runs with SMAP off. `clac` faults on a
+       CPU without SMAP, hence the flag; iretq restores the interrupted RFLAGS. */
+    cmpb $0, {smap_on}(%rip)
+    je 1f
+    clac
+1:
     mov %rsp, %rdi
     call {dispatch}
     /* rsp = a TrapFrame: restore it and iretq (also the return to user mode of `user.rs`). */
@@ -114,6 +121,7 @@ x86_64_trap_return:
     iretq
     "#,
     dispatch = sym x86_64_trap_dispatch,
+    smap_on = sym crate::cpu::SMAP_ON,
     options(att_syntax)
 );
 

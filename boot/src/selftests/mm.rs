@@ -9,14 +9,15 @@
 use super::check;
 use crate::memory::{FRAMES, UserSpace, phys_to_virt};
 use crate::platform::Machine;
+use crate::sched;
 use crate::testing::TestEnv;
 use crate::tlb_tags::TLB_TAGS;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel_core::frame_alloc::FrameAllocator;
-use kernel_core::hal::{Access, Platform};
+use kernel_core::hal::{Access, Platform, UserMode};
 use kernel_core::paging::{AddressSpaceHal, FrameSource, MapError, MapFlags, PageTableFormat};
 
 type Format = <<Machine as Platform>::Spaces as kernel_core::paging::AddressSpaceHal>::Format;
@@ -443,4 +444,71 @@ pub fn asid_rollover(_: &mut TestEnv) -> Result<(), String> {
         )
     })?;
     give_back(frames, &taken, before)
+}
+
+/// Trap entries seen by [`user_access_closed_in_traps`]'s tick hook while the test held user
+/// access open, and how many of them still found it open inside the handler.
+static TICKS_IN_WINDOW: AtomicU64 = AtomicU64::new(0);
+static OPEN_IN_HANDLER: AtomicU64 = AtomicU64::new(0);
+static WINDOW_OPEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn count_open_in_tick() {
+    if WINDOW_OPEN.load(Ordering::Relaxed) {
+        TICKS_IN_WINDOW.fetch_add(1, Ordering::Relaxed);
+        if Machine::user_access_open() {
+            OPEN_IN_HANDLER.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Every trap entry closes kernel access to user memory: the test opens it (`stac`, or clears
+/// PAN) as user code can (`popf` sets RFLAGS.AC in ring 3), waits for timer interrupts, and the
+/// tick handler must find it closed each time (x86_64: `clac` in the trap entry; AArch64: an
+/// exception sets PAN because SCTLR_EL1.SPAN is 0). Needs SMAP or PAN (`-cpu max`).
+pub fn user_access_closed_in_traps(_: &mut TestEnv) -> Result<(), String> {
+    const WINDOW_TICKS: u64 = 5;
+    TICKS_IN_WINDOW.store(0, Ordering::Relaxed);
+    OPEN_IN_HANDLER.store(0, Ordering::Relaxed);
+    // No switch inside the window: the open state belongs to this thread's code only.
+    sched::PREEMPT_OFF.fetch_add(1, Ordering::Relaxed);
+    sched::set_tick_hook(Some(count_open_in_tick));
+    let deadline = Machine::now_ns() + 10 * 1_000_000_000;
+    Machine::set_user_access_open(true);
+    let opened = Machine::user_access_open();
+    WINDOW_OPEN.store(true, Ordering::Relaxed);
+    while TICKS_IN_WINDOW.load(Ordering::Relaxed) < WINDOW_TICKS && Machine::now_ns() < deadline {
+        core::hint::spin_loop();
+    }
+    WINDOW_OPEN.store(false, Ordering::Relaxed);
+    Machine::set_user_access_open(false);
+    sched::set_tick_hook(None);
+    sched::PREEMPT_OFF.fetch_sub(1, Ordering::Relaxed);
+    let (ticks, open) = (
+        TICKS_IN_WINDOW.load(Ordering::Relaxed),
+        OPEN_IN_HANDLER.load(Ordering::Relaxed),
+    );
+    if !opened {
+        return Err("opening user access had no effect (the test cannot tell anything)".into());
+    }
+    if ticks < WINDOW_TICKS {
+        return Err(format!(
+            "only {ticks} timer interrupts in 10 s with user access open"
+        ));
+    }
+    if open > 0 {
+        return Err(format!(
+            "{open} of {ticks} timer interrupts ran their handler with user access open (the trap entry does not close it)"
+        ));
+    }
+    Ok(())
+}
+
+/// Why `user_access_closed_in_traps` cannot run here.
+pub fn no_user_access_guard(_: &TestEnv) -> Option<&'static str> {
+    Machine::set_user_access_open(false);
+    if Machine::user_access_open() {
+        Some("this CPU has no SMAP/PAN (it needs -cpu max)")
+    } else {
+        None
+    }
 }

@@ -89,6 +89,7 @@ pub const TESTS: &[TestSpec] = &[
     kernel("log_from_irq"),
     kernel("lock_diagnostics"),
     kernel("watchdog_stall"),
+    kernel("user_access_closed_in_traps"),
     kernel_ending_boot("mm_guard_page"),
     kernel_ending_boot("mm_user_access"),
     kernel_ending_boot("fault_unmapped"),
