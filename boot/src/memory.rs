@@ -148,7 +148,9 @@ pub fn init_address_spaces(report: KernelSpaceReport) {
 
 /// Hands the frames above the boot HHDM limit to the allocator, then proves the kernel's HHDM
 /// reaches all of RAM: the first and last frame of every RAM range is read and written back
-/// through it under fault recovery, so a hole is a stage failure, not a crash.
+/// through it under fault recovery, so a hole is a stage failure, not a crash. A frame of the
+/// kernel image (the first frame of RAM when a loader put the image there) is only read: an
+/// architecture may map the image's text and rodata read-only in the HHDM.
 pub fn release_and_check_hhdm(info: &BootInfo) -> Result<(), String> {
     let released = FRAMES
         .lock()
@@ -164,7 +166,13 @@ pub fn release_and_check_hhdm(info: &BootInfo) -> Result<(), String> {
     for range in &ranges {
         for frame in [range.start, range.end - FRAME_SIZE] {
             let va = phys_to_virt(frame);
-            Machine::probe(Access::Write, va)
+            let image = &info.kernel_image;
+            let access = if (image.start..image.end).contains(&frame) {
+                Access::Read
+            } else {
+                Access::Write
+            };
+            Machine::probe(access, va)
                 .map_err(|_| format!("physical {frame:#x} is not reachable at {va:#x}"))?;
         }
     }

@@ -106,7 +106,8 @@ impl Arch {
     }
 
     /// The architecture whose kernel lives at `addr`: x86_64 kernels run at the top 2 GiB
-    /// (`0xffffffff8...`), AArch64 kernels in the TTBR1 half (`0xffff0000...`).
+    /// (`0xffffffff8...`), AArch64 kernels elsewhere in the TTBR1 half (the image at
+    /// `0xffffff80...`, the HHDM at `0xffff0000...`).
     pub fn of_kernel_address(addr: u64) -> Option<Arch> {
         if addr >= 0xffff_ffff_8000_0000 {
             Some(Arch::X86_64)
@@ -166,6 +167,10 @@ mod tests {
         assert_eq!(
             Arch::of_kernel_address(0xffff_ffff_8010_2030),
             Some(Arch::X86_64)
+        );
+        assert_eq!(
+            Arch::of_kernel_address(0xffff_ff80_0000_1234),
+            Some(Arch::Aarch64)
         );
         assert_eq!(
             Arch::of_kernel_address(0xffff_0000_4008_0000),

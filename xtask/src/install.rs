@@ -1,9 +1,11 @@
-//! Making sure QEMU is installed.
+//! Making sure QEMU (and, for the scenarios that boot through it, U-Boot) is installed.
 //!
-//! Owns the check for the QEMU system emulators on `PATH` and what to do when one is missing:
-//! install Debian's packages when running as root, otherwise print the command and fail.
+//! Owns the check for the QEMU system emulators on `PATH` and for the U-Boot firmware file, and
+//! what to do when one is missing: install Debian's packages when running as root, otherwise
+//! print the command and fail.
 
 use crate::arch::Arch;
+use crate::uboot;
 use anyhow::{Result, bail};
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
@@ -41,12 +43,37 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// The install command line, for messages.
-fn install_command() -> String {
+/// The install command line for `packages`, for messages.
+fn install_command(packages: &[&str]) -> String {
     format!(
         "apt-get update && apt-get install -y --no-install-recommends {}",
-        PACKAGES.join(" ")
+        packages.join(" ")
     )
+}
+
+/// Installs `packages` with apt-get (as root), or fails with the command to run. `problem` says
+/// what is missing.
+fn apt_install(problem: &str, packages: &[&str]) -> Result<()> {
+    if !is_root() {
+        bail!(
+            "{problem}; install it with:\n  sudo {}",
+            install_command(packages)
+        );
+    }
+    eprintln!("{problem}: {}", install_command(packages));
+    let update = Command::new("apt-get").arg("update").status()?;
+    if !update.success() {
+        bail!("apt-get update failed ({update})");
+    }
+    let install = Command::new("apt-get")
+        .args(["install", "-y", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()?;
+    if !install.success() {
+        bail!("apt-get install failed ({install})");
+    }
+    Ok(())
 }
 
 /// Ensures the emulators for `arches` are on `PATH`, installing them when running as root.
@@ -55,33 +82,34 @@ pub fn ensure_qemu(arches: &[Arch]) -> Result<()> {
     if absent.is_empty() {
         return Ok(());
     }
-    if !is_root() {
-        bail!(
-            "{} not found on PATH; install QEMU with:\n  sudo {}",
-            absent.join(" and "),
-            install_command()
-        );
-    }
-    eprintln!(
-        "{} not found on PATH: {}",
-        absent.join(" and "),
-        install_command()
-    );
-    let update = Command::new("apt-get").arg("update").status()?;
-    if !update.success() {
-        bail!("apt-get update failed ({update})");
-    }
-    let install = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(PACKAGES)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()?;
-    if !install.success() {
-        bail!("apt-get install failed ({install})");
-    }
+    apt_install(
+        &format!("{} not found on PATH", absent.join(" and ")),
+        &PACKAGES,
+    )?;
     let still = missing(arches);
     if !still.is_empty() {
         bail!("{} still not found after installing", still.join(" and "));
+    }
+    Ok(())
+}
+
+/// Ensures the U-Boot firmware for QEMU `virt` is there, installing `u-boot-qemu` when running
+/// as root.
+pub fn ensure_uboot() -> Result<()> {
+    let firmware = Path::new(uboot::FIRMWARE);
+    if firmware.is_file() {
+        return Ok(());
+    }
+    apt_install(
+        &format!("the U-Boot firmware {} not found", firmware.display()),
+        &[uboot::PACKAGE],
+    )?;
+    if !firmware.is_file() {
+        bail!(
+            "{} still not found after installing {}",
+            firmware.display(),
+            uboot::PACKAGE
+        );
     }
     Ok(())
 }

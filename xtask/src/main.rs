@@ -15,8 +15,9 @@
 //! - `lint`: [`lint`] runs clippy on the host crates, on each kernel target and on the user
 //!   programs.
 //!
-//! Every boot gets the kernel image and the initrd. [`install`] makes sure QEMU is there;
-//! [`workspace`] knows every path; [`arch`] every per-architecture constant.
+//! Every boot gets the kernel image and the initrd, from QEMU's own loader or, for the AArch64
+//! scenarios that ask for it, through U-Boot ([`uboot`]). [`install`] makes sure QEMU (and
+//! U-Boot) is there; [`workspace`] knows every path; [`arch`] every per-architecture constant.
 
 mod arch;
 mod bench;
@@ -31,6 +32,7 @@ mod scenario;
 mod stages;
 mod symbolize;
 mod trace;
+mod uboot;
 mod userspace;
 mod verdict;
 mod workspace;

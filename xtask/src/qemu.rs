@@ -1,14 +1,16 @@
 //! QEMU: the command line for a boot, running it, and what its exit status means.
 //!
 //! Owns the base command line of each architecture (machine, CPU, memory, SMP, kernel and
-//! initrd, the exit device), the guest clocks of test and benchmark boots, where the serial
+//! initrd, the exit device, the firmware when it is not QEMU's own loader), the guest clocks of test and benchmark boots, where the serial
 //! console goes, the decoding of the guest's exit status, and the life of a QEMU
 //! process: started in its own directory, waited for with a timeout, and killed only through its
 //! own `Child` handle (other QEMUs run on the same machine; never kill by name).
 
 use crate::arch::Arch;
 use crate::images::Image;
+use crate::{uboot, workspace};
 use anyhow::{Context, Result};
+use serde::Deserialize;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs::File;
@@ -18,6 +20,34 @@ use std::time::{Duration, Instant};
 
 /// Memory when neither the scenario nor the command line names any.
 pub const DEFAULT_MEMORY: &str = "256M";
+
+/// The size of a `-m` value in MiB (QEMU's syntax: a number with an optional `M` or `G` suffix,
+/// MiB without one), or `None` when it is not in that form.
+pub fn memory_mib(value: &str) -> Option<u64> {
+    let (digits, scale) = match value.char_indices().last()? {
+        (at, 'M' | 'm') => (&value[..at], 1),
+        (at, 'G' | 'g') => (&value[..at], 1024),
+        _ => (value, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(scale)
+}
+
+/// What loads and starts the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum Firmware {
+    /// QEMU's own loader, `-kernel` (x86_64: the PVH note; AArch64: the arm64 Image protocol,
+    /// the Image at RAM + 2 MiB).
+    #[default]
+    #[serde(rename = "direct")]
+    Direct,
+    /// U-Boot (AArch64 only, [`uboot`]): `-kernel`, `-initrd` and `-append` reach it through
+    /// fw_cfg, and its `booti` moves the Image to the start of RAM.
+    #[serde(rename = "u-boot")]
+    UBoot,
+}
 
 /// The virtual machine one boot runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +60,8 @@ pub struct Machine {
     pub memory: String,
     /// `-smp` value.
     pub smp: u32,
+    /// What boots the kernel.
+    pub firmware: Firmware,
     /// Appended to the command line verbatim.
     pub extra_args: Vec<String>,
 }
@@ -42,6 +74,7 @@ impl Machine {
             cpu: arch.default_cpu().map(str::to_owned),
             memory: DEFAULT_MEMORY.to_owned(),
             smp: 1,
+            firmware: Firmware::Direct,
             extra_args: Vec::new(),
         }
     }
@@ -145,6 +178,9 @@ pub fn command_line(
             args.extend(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"].map(OsString::from))
         }
         Arch::Aarch64 => args.push("-semihosting".into()),
+    }
+    if machine.firmware == Firmware::UBoot {
+        args.extend(uboot::qemu_args(&workspace::uboot_flash()));
     }
     args.extend(machine.extra_args.iter().map(OsString::from));
     args
@@ -413,6 +449,7 @@ mod tests {
             cpu: Some("cortex-a53".into()),
             memory: "3G".into(),
             smp: 4,
+            firmware: Firmware::Direct,
             extra_args: vec!["-d".into(), "int".into()],
         };
         let args = command_line(
@@ -429,6 +466,46 @@ mod tests {
              -initrd i.cpio -append '' -display none -no-reboot -serial mon:stdio -semihosting \
              -d int"
         );
+    }
+
+    #[test]
+    fn u_boot_boots_the_same_images_with_the_firmware_and_its_flash_bank_added() {
+        let direct = Machine::default_for(Arch::Aarch64);
+        let uboot = Machine {
+            firmware: Firmware::UBoot,
+            ..direct.clone()
+        };
+        let line = |machine: &Machine| {
+            shell_line(&command_line(
+                Arch::Aarch64,
+                &image("k.img", "i.cpio"),
+                "test=all",
+                machine,
+                &Console::File("s.log".into()),
+                Some(TEST_CLOCK),
+            ))
+        };
+        let flash = workspace::uboot_flash();
+        assert_eq!(
+            line(&uboot),
+            format!(
+                "{} -bios /usr/lib/u-boot/qemu_arm64/u-boot.bin -drive \
+                 if=pflash,unit=1,format=raw,readonly=on,file={}",
+                line(&direct),
+                flash.display()
+            )
+        );
+    }
+
+    #[test]
+    fn memory_sizes_read_like_qemu() {
+        assert_eq!(memory_mib("256M"), Some(256));
+        assert_eq!(memory_mib("3G"), Some(3072));
+        assert_eq!(memory_mib("64m"), Some(64));
+        assert_eq!(memory_mib("512"), Some(512));
+        for bad in ["", "M", "1.5G", "-1M", "12T", "0x100M"] {
+            assert_eq!(memory_mib(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `cargo xtask test`: host tests, image builds, and every scenario booted headless.
 //!
-//! Owns the order of a test session (host tests, builds, boots), the job list (scenario x arch x
+//! Owns the order of a test session (host tests, builds, U-Boot's flash bank when a scenario
+//! boots through it, boots), the job list (scenario x arch x
 //! repeat), running up to `--jobs` QEMUs at once (each in its own temporary directory, with its
 //! scenario's timeout), what is printed per run (`PASS label (Xs)` / `FAIL label: reason` and,
 //! on failure, the kept log, the hint and the symbolized report), and the closing
@@ -11,10 +12,11 @@ use crate::console::ConsoleLog;
 use crate::host_tests;
 use crate::images;
 use crate::install;
-use crate::qemu::{self, Console};
+use crate::qemu::{self, Console, Firmware};
 use crate::scenario::{Plan, Scenario};
 use crate::stages::Stages;
 use crate::symbolize::{self, SymbolTable};
+use crate::uboot;
 use crate::verdict;
 use crate::workspace;
 use anyhow::{Result, bail};
@@ -83,6 +85,15 @@ pub fn run(opts: &Options) -> Result<bool> {
         scenarios.retain(|s| opts.scenarios.contains(&s.name));
     }
     install::ensure_qemu(&opts.arches)?;
+    let needs_uboot = scenarios.iter().any(|s| {
+        opts.arches.iter().any(|&arch| {
+            s.plan(arch, opts.smp)
+                .is_some_and(|p| p.machine.firmware == Firmware::UBoot)
+        })
+    });
+    if needs_uboot {
+        install::ensure_uboot()?;
+    }
 
     let mut tally = Tally::default();
     if opts.host_tests {
@@ -141,6 +152,9 @@ pub fn run(opts: &Options) -> Result<bool> {
         }
     }
 
+    if needs_uboot {
+        uboot::write_flash(&workspace::uboot_flash())?;
+    }
     for job in &jobs {
         // A log left by an earlier session must not pass for this one's.
         let _ = std::fs::remove_file(kept_log(job));

@@ -6,8 +6,9 @@
 //! the command line, the timeout and the [`Check`] the verdict applies.
 
 use crate::arch::Arch;
-use crate::qemu::{self, Machine};
+use crate::qemu::{self, Firmware, Machine};
 use crate::stages::Stages;
+use crate::uboot;
 use crate::verdict::{Check, Expect, ExpectedTest};
 use anyhow::{Context, Result, bail, ensure};
 use serde::Deserialize;
@@ -38,6 +39,7 @@ struct ArchKeys {
     cpu: Option<String>,
     memory: Option<String>,
     smp: Option<u32>,
+    firmware: Option<Firmware>,
     #[serde(default)]
     extra_args: Vec<String>,
     #[serde(default)]
@@ -160,6 +162,24 @@ impl Scenario {
             tables.iter().any(|(_, t)| !t.skip),
             "every architecture is skipped"
         );
+        ensure!(
+            file.x86_64.firmware.unwrap_or_default() == Firmware::Direct,
+            "[x86_64] firmware = \"u-boot\" boots only the AArch64 Image"
+        );
+        if file.aarch64.firmware == Some(Firmware::UBoot) {
+            let memory = file
+                .aarch64
+                .memory
+                .as_deref()
+                .or(file.memory.as_deref())
+                .unwrap_or(qemu::DEFAULT_MEMORY);
+            ensure!(
+                qemu::memory_mib(memory).is_some_and(|mib| mib >= uboot::MIN_MEMORY_MIB),
+                "[aarch64] firmware = \"u-boot\" needs at least {} MiB of memory (its load \
+                 addresses), not {memory}",
+                uboot::MIN_MEMORY_MIB
+            );
+        }
         let selection = test_catalog::Selection::from_cmdline(&file.append);
         let unknown: Vec<&str> = selection.unknown().collect();
         ensure!(
@@ -252,6 +272,7 @@ impl Scenario {
         if t.skip {
             return None;
         }
+        let firmware = t.firmware.unwrap_or_default();
         let machine = Machine {
             machine: t
                 .machine
@@ -267,6 +288,7 @@ impl Scenario {
                 .or_else(|| f.memory.clone())
                 .unwrap_or_else(|| qemu::DEFAULT_MEMORY.to_owned()),
             smp: smp.or(t.smp).or(f.smp).unwrap_or(1),
+            firmware,
             extra_args: f.extra_args.iter().chain(&t.extra_args).cloned().collect(),
         };
         let expect = match f.expect {
@@ -308,6 +330,8 @@ impl Scenario {
                     .iter()
                     .chain(&t.log_must_contain)
                     .cloned()
+                    // Proof that U-Boot ran the boot command of `uboot`, not some default.
+                    .chain((firmware == Firmware::UBoot).then(|| uboot::BOOTCMD_MARKER.to_owned()))
                     .collect(),
             },
         })
@@ -437,6 +461,33 @@ trap = "data abort"
         let first = text.replace("\"traps\"", "\"serial\"");
         let s = Scenario::parse("bad", &first, &stages()).unwrap();
         assert!(s.plan(Arch::X86_64, None).unwrap().check.stages.is_empty());
+    }
+
+    #[test]
+    fn u_boot_firmware_is_aarch64_only_needs_its_memory_and_proves_its_boot_command() {
+        let text = "description = \"d\"\nappend = \"test=all\"\nexpect = \"pass\"\n\
+                    [x86_64]\nskip = true\n[aarch64]\nfirmware = \"u-boot\"\n\
+                    log_must_contain = [\"x\"]\n";
+        let s = Scenario::parse("ub", text, &stages()).unwrap();
+        let p = s.plan(Arch::Aarch64, None).unwrap();
+        assert_eq!(p.machine.firmware, Firmware::UBoot);
+        assert_eq!(p.check.log_must_contain, ["x", uboot::BOOTCMD_MARKER]);
+        let direct = text.replace("firmware = \"u-boot\"", "firmware = \"direct\"");
+        let p = Scenario::parse("ub", &direct, &stages())
+            .unwrap()
+            .plan(Arch::Aarch64, None)
+            .unwrap();
+        assert_eq!(p.machine.firmware, Firmware::Direct);
+        assert_eq!(p.check.log_must_contain, ["x"]);
+
+        let on_x86 = "description = \"d\"\nexpect = \"pass\"\n[x86_64]\nfirmware = \"u-boot\"\n";
+        let err = Scenario::parse("ub", on_x86, &stages()).unwrap_err();
+        assert!(format!("{err:#}").contains("only the AArch64"), "{err:#}");
+        let small = format!("memory = \"128M\"\n{text}");
+        let err = Scenario::parse("ub", &small, &stages()).unwrap_err();
+        assert!(format!("{err:#}").contains("at least 256 MiB"), "{err:#}");
+        let typo = text.replace("\"u-boot\"", "\"uboot\"");
+        assert!(Scenario::parse("ub", &typo, &stages()).is_err());
     }
 
     #[test]

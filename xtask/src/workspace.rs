@@ -1,7 +1,7 @@
 //! Where things are: the workspace root and every path xtask reads or writes under it.
 //!
 //! Owns the on-disk layout the tool relies on (`target/kernel`, `target/user`,
-//! `target/images/<arch>`, `target/test-logs`, `target/bench`, `servers/`, `tests/scenarios`,
+//! `target/images/<arch>` (and U-Boot's flash bank there), `target/test-logs`, `target/bench`, `servers/`, `tests/scenarios`,
 //! `tests/stages.toml`) and which `cargo` to call.
 //! Nothing else in xtask joins path components onto the root.
 
@@ -113,6 +113,12 @@ pub fn boot_image(arch: Arch, flavor: Flavor) -> PathBuf {
 /// programs for both flavors, so it lives beside the normal image).
 pub fn image_initrd(arch: Arch) -> PathBuf {
     image_dir(arch, Flavor::Normal).join("initrd.cpio")
+}
+
+/// The flash bank holding U-Boot's boot environment (`uboot::write_flash`), beside the AArch64
+/// images: it is the same for every U-Boot boot, and a failed boot's QEMU command line names it.
+pub fn uboot_flash() -> PathBuf {
+    image_dir(Arch::Aarch64, Flavor::Normal).join("u-boot-env.img")
 }
 
 /// `target/bench`: `<arch>.json` of each benchmark run, `<arch>.log` of a failed one.

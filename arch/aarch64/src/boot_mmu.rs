@@ -1,22 +1,26 @@
 //! The boot page tables and the switch that turns the MMU on.
 //!
-//! Owns the first translation setup, in `.bss`: physical `0..BOOT_HHDM_SIZE` mapped with 1 GiB
-//! blocks, the first GiB (the `virt` MMIO window) Device-nGnRnE and the rest Normal write-back
-//! inner-shareable memory; except that the GiB holding the kernel is split into 2 MiB blocks,
-//! and the 4 MiB from the kernel's load address into 4 KiB pages, so that the guard page under
-//! each boot stack (`stacks.rs`) can stay unmapped. TTBR0 and TTBR1 both point at the same
-//! level-0 table: TTBR1 sees it as the HHDM at `HHDM_BASE` (level-0 slot 0 of the upper half),
-//! TTBR0 as an identity map, which the entry code needs only for the few instructions between
-//! `SCTLR_EL1.M = 1` and the branch to the higher half; `entry.rs` then stops TTBR0 walks. The
-//! kernel image is mapped RWX through the HHDM: these tables live only until
-//! `kernel_space::init` switches to the kernel's own, least-privilege tables, which use the same
-//! MAIR attribute indices (both come from `arch_paging`), the same TCR and the same virtual
-//! addresses.
+//! Owns the first translation setup, in `.bss`, built from the physical address the entry code
+//! found the image at (never from a link-time one):
+//!
+//! - physical `0..BOOT_HHDM_SIZE` with 1 GiB blocks, the first GiB (the `virt` MMIO window)
+//!   Device-nGnRnE and the rest Normal write-back inner-shareable memory. TTBR1 sees this as the
+//!   HHDM at `HHDM_BASE` (level-0 slot 0 of the upper half), TTBR0 as an identity map, which the
+//!   entry code needs only for the few instructions between `SCTLR_EL1.M = 1` and the branch to
+//!   the higher half; `entry.rs` then stops TTBR0 walks;
+//! - the kernel image at its link address `KERNEL_IMAGE_BASE` (level-0 slot 511): 4 MiB of 4 KiB
+//!   pages from the load address, so that the guard page under each boot stack (`stacks.rs`) can
+//!   stay unmapped.
+//!
+//! Both share one level-0 table, which TTBR0 and TTBR1 both point at. Everything is mapped RWX:
+//! these tables live only until `kernel_space::init` switches to the kernel's own,
+//! least-privilege tables, which use the same MAIR attribute indices (both come from
+//! `arch_paging`), the same TCR and the same virtual addresses.
 //!
 //! This module runs with the MMU and caches off, from the physical load address: its assembly
 //! may use only PC-relative addressing and must never touch the stack.
 
-use crate::layout::BOOT_HHDM_SIZE;
+use crate::layout::{BOOT_HHDM_SIZE, KERNEL_IMAGE_BASE};
 use aarch64_cpu::registers::{MAIR_EL1, SCTLR_EL1, TCR_EL1};
 use arch_paging::{MAIR_DEVICE_INDEX, MAIR_NORMAL_INDEX, MAIR_VALUE};
 use core::arch::global_asm;
@@ -49,8 +53,8 @@ const DESC_UXN: u64 = 1 << 54;
 /// A 1 GiB block of MMIO: EL1 read/write (AP = 00), never executable.
 const DEVICE_BLOCK: u64 =
     DESC_BLOCK | (ATTR_DEVICE << DESC_ATTR_SHIFT) | DESC_ACCESS_FLAG | DESC_PXN | DESC_UXN;
-/// A 1 GiB or 2 MiB block of RAM: EL1 read/write/execute (the kernel image lives here), EL0
-/// nothing.
+/// A 1 GiB block of RAM: EL1 read/write/execute (the entry code runs from it through the
+/// identity map), EL0 nothing.
 const NORMAL_BLOCK: u64 = DESC_BLOCK
     | (ATTR_NORMAL << DESC_ATTR_SHIFT)
     | DESC_INNER_SHAREABLE
@@ -63,6 +67,15 @@ const NORMAL_PAGE: u64 = NORMAL_BLOCK | DESC_TABLE;
 /// Number of 1 GiB blocks in the HHDM (level-1 entries used).
 const HHDM_BLOCKS: u64 = BOOT_HHDM_SIZE >> 30;
 const _: () = assert!(HHDM_BLOCKS >= 2 && HHDM_BLOCKS <= 512);
+
+/// Level-0 entry of the kernel image. The image starts its level-0 slot, so it uses entry 0 of
+/// its level-1 table and entries 0 and 1 (two level-3 tables, 4 MiB) of its level-2 table. The
+/// level-3 entries map 4 KiB pages, so any page-aligned physical address would do here; the
+/// entry code insists on the 2 MiB the boot protocol promises anyway.
+const IMAGE_L0_INDEX: u64 = (KERNEL_IMAGE_BASE >> 39) & 511;
+/// Byte offset of that entry in the level-0 table.
+const IMAGE_L0_OFFSET: u64 = IMAGE_L0_INDEX * 8;
+const _: () = assert!(IMAGE_L0_INDEX != 0 && KERNEL_IMAGE_BASE.is_multiple_of(512 << 30));
 
 /// TCR_EL1 without IPS (filled in at boot from ID_AA64MMFR0_EL1.PARange): 48-bit VAs in both
 /// halves, 4 KiB granules, table walks cacheable and inner-shareable, ASIDs from TTBR0 (A1 = 0),
@@ -103,23 +116,21 @@ const SCTLR_MMU_ON: u64 = SCTLR_RES1
     | SCTLR_EL1::SA0::Enable.value;
 
 // `strait_boot_mmu_on`: called with `bl` from the entry code at the physical address, with the
-// MMU off and `.bss` zeroed. Clobbers x0-x9, uses no stack, and returns (through the identity
-// map) with the MMU and caches on. The linker script guarantees that the image starts 2 MiB
-// aligned in GiB 1..8 and spans less than 4 MiB, so two level-3 tables cover it, both in the
-// same GiB.
+// MMU off and `.bss` zeroed; x0 = the image's physical address, which the entry code has checked
+// is 2 MiB aligned and, with the whole image, inside the Normal part of the boot HHDM. Clobbers
+// x0-x9, uses no stack, and returns (through the identity map) with the MMU and caches on. The
+// linker script guarantees that the image spans at most 4 MiB, so two level-3 tables cover it.
 global_asm!(
     r#"
     .section .text.boot, "ax"
     .global strait_boot_mmu_on
     .type strait_boot_mmu_on, %function
 strait_boot_mmu_on:
-    // adrp is PC-relative, so with the MMU off it yields physical addresses, which is what the
-    // tables must hold.
-    adrp    x6, __kernel_start          // physical, 2 MiB aligned
-    adrp    x0, strait_boot_l0
+    mov     x6, x0                      // the image's physical address
+    adrp    x0, strait_boot_l0          // adrp is PC-relative: physical, as the tables need
     adrp    x1, strait_boot_l1
     orr     x2, x1, #{table}
-    str     x2, [x0]                    // level 0, slot 0 -> level 1
+    str     x2, [x0]                    // level 0, slot 0 -> HHDM / identity level 1
     // Level 1: GiB 0 is device memory, GiB 1.. normal memory.
     ldr     x2, ={device_block}
     str     x2, [x1]
@@ -131,28 +142,20 @@ strait_boot_mmu_on:
     cmp     x3, #{blocks}
     b.lo    1b
 
-    // The kernel's GiB -> level 2: 512 blocks of 2 MiB.
-    lsr     x7, x6, #30
-    adrp    x2, strait_boot_l2
+    // The image's slot: level 0 -> level 1 -> level 2 -> two consecutive level-3 tables.
+    adrp    x1, strait_boot_image_l1
+    orr     x2, x1, #{table}
+    str     x2, [x0, #{image_l0_offset}]
+    adrp    x2, strait_boot_image_l2
     orr     x3, x2, #{table}
-    str     x3, [x1, x7, lsl #3]
-    ldr     x3, ={normal_block}
-    orr     x3, x3, x7, lsl #30
-    mov     x5, #0
-2:  orr     x8, x3, x5, lsl #21
-    str     x8, [x2, x5, lsl #3]
-    add     x5, x5, #1
-    cmp     x5, #512
-    b.lo    2b
-    // The kernel's two 2 MiB blocks -> two consecutive level-3 tables.
-    ubfx    x5, x6, #21, #9
-    adrp    x3, strait_boot_l3
+    str     x3, [x1]
+    adrp    x3, strait_boot_image_l3
     orr     x8, x3, #{table}
-    str     x8, [x2, x5, lsl #3]
+    str     x8, [x2]
     add     x8, x8, #4096
-    add     x5, x5, #1
-    str     x8, [x2, x5, lsl #3]
-    // Level 3: 1024 pages of 4 KiB from the kernel's load address, guard pages left invalid.
+    str     x8, [x2, #8]
+    // Level 3: 1024 pages of 4 KiB from the image's physical address, guard pages left invalid
+    // (the guard symbols' adrp gives their physical address, in the same frame of reference).
     ldr     x4, ={normal_page}
     adrp    x7, strait_boot_stack_guard
     adrp    x9, strait_exception_stack_guard
@@ -216,19 +219,18 @@ strait_boot_mmu_on:
 
     .section .bss.strait_boot_tables, "aw", %nobits
     .balign 4096
-    .global strait_boot_l0
 strait_boot_l0:
     .space 4096
-    .global strait_boot_l1
 strait_boot_l1:
     .space 4096
-    .global strait_boot_l2
-strait_boot_l2:
+strait_boot_image_l1:
     .space 4096
-    .global strait_boot_l3
-strait_boot_l3:
+strait_boot_image_l2:
+    .space 4096
+strait_boot_image_l3:
     .space 8192
 "#,
+    image_l0_offset = const IMAGE_L0_OFFSET,
     table = const DESC_TABLE,
     device_block = const DEVICE_BLOCK,
     normal_block = const NORMAL_BLOCK,

@@ -1,28 +1,47 @@
 //! From the loader's hand-off to the kernel's `main`.
 //!
-//! Owns the Linux arm64 `Image` header and the code that runs before Rust can: QEMU loads the
-//! flat image at RAM + 2 MiB and jumps to its first byte with the MMU off, `x0` = physical
-//! address of the device tree, at EL2 (`virtualization=on`) or EL1. The assembly drops to EL1h,
-//! zeroes `.bss`, has `boot_mmu` map the HHDM and turn the MMU on, continues at the link address
-//! in the higher half, switches to the boot stack, stops TTBR0 walks, installs the trap vectors
-//! and calls [`early_main`], which parses the device tree, brings up the console and calls the
-//! kernel's `main` (`__strait_kernel_main`, defined by `entry_point!`).
+//! Owns the Linux arm64 `Image` header and the code that runs before Rust can. The loader
+//! (QEMU's `-kernel`, U-Boot's `booti`) puts the flat image at a 2 MiB-aligned physical address
+//! of its choosing (QEMU: RAM + 2 MiB; U-Boot: the start of RAM) and jumps to its first byte with
+//! the MMU off, `x0` = physical address of the device tree, at EL2 (`virtualization=on`) or EL1.
+//! The assembly drops to EL1h, finds its own physical address (`adr _start`) and checks that the
+//! boot tables can map the image from there, zeroes `.bss`, has `boot_mmu` map the HHDM and the
+//! image (at its link address, `KERNEL_IMAGE_BASE`, from the address it found) and turn the MMU
+//! on, continues at the link address in the higher half, switches to the boot stack, stops
+//! TTBR0 walks, installs the trap vectors and calls [`early_main`], which records the physical
+//! address in `layout`, parses the device tree, brings up the console and calls the kernel's
+//! `main` (`__strait_kernel_main`, defined by `entry_point!`).
 //!
 //! Until the branch to the higher half this code runs at the physical address: it must use only
-//! PC-relative addressing (`adr`, `adrp`, `b`, `bl`, literal loads) and must never touch the
-//! stack. Secondary CPUs never come here: under PSCI they stay off until the kernel asks. The
-//! exception level it was entered at is read from `CurrentEL` first thing, kept in a register
-//! and printed once the console is up (`[boot] aarch64: entered at EL...`).
+//! PC-relative addressing (`adr`, `adrp`, `b`, `bl`, literal loads of constants) and must never
+//! touch the stack, nor assume any physical address the linker could know. Secondary CPUs never
+//! come here: under PSCI they stay off until the kernel asks. The exception level it was entered
+//! at is read from `CurrentEL` first thing, kept in a register and printed once the console is
+//! up (`[boot] aarch64: entered at EL...`), and so is the physical load address
+//! (`[boot] aarch64: image loaded at physical 0x...`).
 
 use crate::boot_mmu::{SCTLR_MMU_OFF, TCR_EPD0};
-use crate::layout::HHDM_BASE;
+use crate::layout::{self, BOOT_HHDM_SIZE, DEVICE_WINDOW_END, IMAGE_ALIGN, KERNEL_IMAGE_BASE};
 use crate::{dtb, serial};
 use aarch64_cpu::registers::{CNTHCTL_EL2, HCR_EL2, ICC_SRE_EL2, SPSR_EL2};
 use core::arch::global_asm;
+use core::fmt::Write;
 use kernel_core::boot_info::{BootInfo, ConsoleDevice};
 
-/// Image header flags: little-endian, 4 KiB pages, placed 2 MiB-aligned near the start of RAM.
+/// Image header flags (arm64 `booting.rst`): bit 0 = 0, little-endian; bits 1-2 = 1, 4 KiB
+/// pages; bit 3 = 0, "the 2 MiB-aligned base should be as close as possible to the base of
+/// DRAM"; bits 4-63 reserved, 0. Bit 3 is 0, not 1 ("anywhere in physical memory"), because the
+/// boot tables (`boot_mmu`) reach only physical `DEVICE_WINDOW_END..BOOT_HHDM_SIZE` (RAM from
+/// 1 GiB to 8 GiB on QEMU `virt`): with bit 3 set a loader may put the image at the top of a large
+/// RAM, out of their reach, and the entry code would have to stop. Unlike Linux, this kernel
+/// still uses the RAM below the image (the HHDM maps all of it).
 const IMAGE_FLAGS: u64 = 0b0010;
+/// The header's text_offset: the image starts exactly at the 2 MiB-aligned base.
+const TEXT_OFFSET: u64 = 0;
+// Only "4 KiB pages" is set: little-endian, placement near the start of RAM, no reserved bit.
+const _: () = assert!(IMAGE_FLAGS == 1 << 1 && TEXT_OFFSET.is_multiple_of(IMAGE_ALIGN));
+// The wrong-placement message below names the boot window in numbers.
+const _: () = assert!(DEVICE_WINDOW_END == 0x4000_0000 && BOOT_HHDM_SIZE == 0x2_0000_0000);
 /// QEMU `virt`'s PL011, used only to report a fatal problem before the device tree is read.
 const EARLY_UART_PHYS: u64 = 0x0900_0000;
 
@@ -57,8 +76,11 @@ global_asm!(
 _start:
     b       strait_primary_entry        // code0
     .word   0                           // code1
-    .quad   0                           // text_offset: load at a 2 MiB boundary + 0
-    .quad   __kernel_image_size         // image_size, .bss and stacks included
+    .quad   {text_offset}               // text_offset: load at a 2 MiB boundary + 0
+    // image_size: all the image occupies from its load address, the file plus .bss, which holds
+    // everything early boot needs beyond the file (boot page tables, boot and exception stacks,
+    // the device tree copy): nothing is used outside [load address, + image_size).
+    .quad   __kernel_image_size
     .quad   {image_flags}               // flags
     .quad   0                           // res2
     .quad   0                           // res3
@@ -76,6 +98,7 @@ strait_primary_entry:
     cmp     x0, #2
     b.eq    .Lfrom_el2
     adr     x0, .Lmsg_bad_el
+    mov     x2, xzr
     b       strait_early_fail
 
 .Lfrom_el2:
@@ -128,25 +151,51 @@ strait_primary_entry:
     msr     sctlr_el1, x0
     isb
     msr     cpacr_el1, xzr              // FP/SIMD traps: the kernel is soft-float
-    // The image must run at HHDM_BASE + load address, or the higher-half branch lands nowhere.
-    adr     x0, _start
+    // Where the loader put the image: PC-relative, so physical. x21 survives until Rust.
+    adr     x21, _start
+    // The scheme relies on three facts; each failure stops here, loudly, with the address.
+    // 1. The image is linked at KERNEL_IMAGE_BASE (linker script and layout.rs agree), or the
+    //    higher-half branch lands where boot_mmu mapped nothing.
     ldr     x1, =_start
-    sub     x1, x1, x0
-    ldr     x2, ={hhdm}
+    ldr     x2, ={image_base}
     cmp     x1, x2
-    b.eq    3f
-    adr     x0, .Lmsg_bad_load
+    b.eq    1f
+    adr     x0, .Lmsg_bad_link
+    adr     x2, .Lmsg_bad_link_tail
     b       strait_early_fail
-3:  // Zero .bss (page tables and stacks included) through its physical address.
+1:  // 2. It was loaded 2 MiB aligned, as the boot protocol promises for text_offset 0. The page
+    //    tables would cope with 4 KiB, but a loader that breaks this promise misread the header
+    //    or follows another protocol, and nothing else it set up can be trusted either.
+    tst     x21, #{align_mask}
+    b.eq    2f
+    mov     x1, x21
+    adr     x0, .Lmsg_bad_placement
+    adr     x2, .Lmsg_bad_align_tail
+    b       strait_early_fail
+2:  // 3. All of it lies in the RAM part of what the boot tables map (identity and HHDM):
+    //    [DEVICE_WINDOW_END, BOOT_HHDM_SIZE). Header flag bit 3 = 0 asks loaders for that.
+    ldr     x0, ={window_start}
+    cmp     x21, x0
+    b.lo    3f
+    adrp    x1, __kernel_end            // physical end of the image (page aligned)
+    ldr     x0, ={window_end}
+    cmp     x1, x0
+    b.ls    4f
+3:  mov     x1, x21
+    adr     x0, .Lmsg_bad_placement
+    adr     x2, .Lmsg_bad_window_tail
+    b       strait_early_fail
+4:  // Zero .bss (page tables and stacks included) through its physical address.
     adrp    x0, __bss_start
     add     x0, x0, :lo12:__bss_start
     adrp    x1, __bss_end
     add     x1, x1, :lo12:__bss_end
-4:  cmp     x0, x1
-    b.hs    5f
+5:  cmp     x0, x1
+    b.hs    6f
     stp     xzr, xzr, [x0], #16
-    b       4b
-5:  bl      strait_boot_mmu_on
+    b       5b
+6:  mov     x0, x21
+    bl      strait_boot_mmu_on
     ldr     x0, =strait_high_entry      // absolute: the link address in the higher half
     br      x0
 
@@ -170,23 +219,37 @@ strait_high_entry:
     mov     x30, xzr
     mov     x0, x19
     mov     x1, x20
+    mov     x2, x21
     bl      {early_main}
-6:  wfi
-    b       6b
+7:  wfi
+    b       7b
     .ltorg
 
-    // strait_early_fail: x0 = NUL-terminated message. Prints it on QEMU virt's PL011 (physical,
-    // MMU off, so a device access) and exits with status 2. Runs at whatever EL it was called
-    // from, before the device tree is known; never returns.
+    // strait_early_fail: x0 = NUL-terminated message; when x2 is not 0, then x1 in hex and the
+    // NUL-terminated message at x2. Prints them on QEMU virt's PL011 (physical, MMU off, so a
+    // device access) and exits with status 2. Runs at whatever EL it was called from, before
+    // the device tree is known, without a stack; never returns.
     .section .text.boot, "ax"
 strait_early_fail:
-    ldr     x1, ={early_uart}
-1:  ldrb    w2, [x0], #1
-    cbz     w2, 3f
-2:  ldr     w3, [x1, #0x18]             // UARTFR
+    mov     x9, x1
+    mov     x10, x2
+    ldr     x4, ={early_uart}
+    bl      .Lfail_puts
+    cbz     x10, 3f
+    mov     x5, #60                     // 16 hex digits, most significant first
+1:  lsr     x2, x9, x5
+    and     x2, x2, #0xf
+    add     x6, x2, #48                 // '0' + d
+    add     x7, x2, #87                 // 'a' + d - 10
+    cmp     x2, #10
+    csel    x2, x6, x7, lo
+2:  ldr     w3, [x4, #0x18]             // UARTFR
     tbnz    w3, #5, 2b                  // TXFF
-    str     w2, [x1]                    // UARTDR
-    b       1b
+    str     w2, [x4]                    // UARTDR
+    subs    x5, x5, #4
+    b.pl    1b
+    mov     x0, x10
+    bl      .Lfail_puts
 3:  // Without -semihosting the hlt below is undefined: make that exception a quiet hang.
     adrp    x0, strait_dead_vectors
     add     x0, x0, :lo12:strait_dead_vectors
@@ -203,6 +266,17 @@ strait_early_fail:
     hlt     #0xf000
 6:  wfi
     b       6b
+
+    // .Lfail_puts: prints the NUL-terminated string at x0 on the PL011 at x4. Clobbers x0, x2,
+    // x3; returns through x30 (called with bl from strait_early_fail only: no nesting).
+.Lfail_puts:
+1:  ldrb    w2, [x0], #1
+    cbz     w2, 3f
+2:  ldr     w3, [x4, #0x18]             // UARTFR
+    tbnz    w3, #5, 2b                  // TXFF
+    str     w2, [x4]                    // UARTDR
+    b       1b
+3:  ret
     .ltorg
     .balign 8
 .Lexit_crashed:
@@ -210,9 +284,18 @@ strait_early_fail:
     .quad   2                           // ExitStatus::Crashed
 .Lmsg_bad_el:
     .asciz  "\r\n[boot] aarch64: entered at an exception level other than EL1 or EL2; stopping\r\n"
-.Lmsg_bad_load:
-    .asciz  "\r\n[boot] aarch64: image not running at HHDM_BASE + load address (linker script and layout.rs disagree, or the loader moved it); stopping\r\n"
+.Lmsg_bad_link:
+    .asciz  "\r\n[boot] aarch64: _start is linked at 0x"
+.Lmsg_bad_link_tail:
+    .asciz  ", not at KERNEL_IMAGE_BASE (boot/linker/aarch64.ld and layout.rs disagree); stopping\r\n"
+.Lmsg_bad_placement:
+    .asciz  "\r\n[boot] aarch64: image loaded at physical 0x"
+.Lmsg_bad_align_tail:
+    .asciz  ", not 2 MiB aligned (the arm64 boot protocol requires it for text_offset 0); stopping\r\n"
+.Lmsg_bad_window_tail:
+    .asciz  ", not wholly inside the RAM the boot tables map (physical 0x40000000..0x200000000); stopping\r\n"
 "#,
+    text_offset = const TEXT_OFFSET,
     image_flags = const IMAGE_FLAGS,
     hcr = const HCR_EL2_VALUE,
     cnthctl = const CNTHCTL_EL1_ACCESS,
@@ -222,7 +305,10 @@ strait_early_fail:
     sre_enable = const ICC_SRE_EL2_ENABLE,
     sctlr_off = const SCTLR_MMU_OFF,
     spsr = const SPSR_EL1H_MASKED,
-    hhdm = const HHDM_BASE,
+    image_base = const KERNEL_IMAGE_BASE,
+    align_mask = const IMAGE_ALIGN - 1,
+    window_start = const DEVICE_WINDOW_END,
+    window_end = const BOOT_HHDM_SIZE,
     epd0 = const TCR_EPD0,
     early_uart = const EARLY_UART_PHYS,
     early_main = sym early_main,
@@ -245,8 +331,12 @@ pub fn boot_info() -> &'static BootInfo {
 
 /// First Rust code: runs in the higher half on the boot stack with the early vectors installed.
 /// `entry_el` is the exception level the loader entered the kernel at, as the entry code read it
-/// from `CurrentEL` before anything else (1 or 2: the entry code stops on any other).
-extern "C" fn early_main(dtb_phys: u64, entry_el: u64) -> ! {
+/// from `CurrentEL` before anything else (1 or 2: the entry code stops on any other);
+/// `image_phys` is the physical address the loader put the image at, as the entry code found it
+/// (2 MiB aligned and inside the boot window: the entry code stops otherwise).
+extern "C" fn early_main(dtb_phys: u64, entry_el: u64, image_phys: u64) -> ! {
+    // First: the device tree parser reserves the image's frames from it.
+    layout::record_image_phys(image_phys);
     let info = BOOT_INFO.call_once(|| dtb::parse(dtb_phys));
     if let Some(ConsoleDevice::Pl011 { base }) = info.console {
         serial::init(base);
@@ -259,6 +349,12 @@ extern "C" fn early_main(dtb_phys: u64, entry_el: u64) -> ! {
         // Unreachable: the entry code stops at any other level.
         _ => b"[boot] aarch64: entered at an unknown exception level\n",
     });
+    // Where the loader put the image (it differs between loaders; scenarios check it).
+    let _ = writeln!(
+        serial::Writer,
+        "[boot] aarch64: image loaded at physical {:#x}",
+        layout::image_phys_base()
+    );
     if info.device_tree.is_none() {
         serial::write(b"[aarch64] no usable device tree: console on the QEMU virt PL011 only\n");
     }

@@ -5,11 +5,14 @@
 //! replaces the boot tables (`boot_mmu`) at the same virtual addresses:
 //!
 //! - the HHDM over every RAM range of the memory map, Normal memory, read+write, never
-//!   executable, global, in the largest aligned blocks (1 GiB, 2 MiB, 4 KiB at the edges);
-//! - the kernel image, which lies inside the HHDM at its load address, with 4 KiB pages over
-//!   the 2 MiB blocks it touches: text read+execute, rodata read-only, data and bss read+write
-//!   and never executable, the boot and exception stacks' guard pages unmapped; the rest of
-//!   those blocks is plain HHDM;
+//!   executable, global, in the largest aligned blocks (1 GiB, 2 MiB, 4 KiB at the edges).
+//!   The image's own frames are the exception: the 2 MiB blocks they touch get 4 KiB pages, the
+//!   image's text and rodata read-only, its data and bss read+write, all never executable (no
+//!   writable alias of kernel text), and the rest of those blocks plain HHDM;
+//! - the kernel image at its link address (`KERNEL_IMAGE_BASE`), in 4 KiB pages from the
+//!   physical address the loader put it at (`layout::image_virt_to_phys`): text read+execute,
+//!   rodata read-only, data and bss read+write and never executable, the boot and exception
+//!   stacks' guard pages unmapped;
 //! - the MMIO the kernel uses (the PL011, the GIC's register frames from `BootInfo`), Device
 //!   nGnRnE, read+write, never executable, in 4 KiB pages at their HHDM addresses.
 //!
@@ -21,7 +24,10 @@
 //! executable, nor split an HHDM block later (live blocks need break-before-make): kernel
 //! mappings made after boot go to their own 4 KiB-mapped regions (`kstack`).
 
-use crate::layout::{HHDM_BASE, HHDM_PHYS_LIMIT, image_sections, kernel_image_virt};
+use crate::layout::{
+    HHDM_BASE, HHDM_PHYS_LIMIT, image_sections, image_virt_to_phys, kernel_image_phys,
+    kernel_image_virt,
+};
 use crate::spaces::HhdmTables;
 use crate::{mmu, serial, stacks};
 use arch_paging::{Aarch64Format, MAIR_VALUE};
@@ -123,7 +129,7 @@ pub fn activate_kernel_space() {
 
 /// What `mmu::switch_kernel_root` requires: the code doing the switch and the stack it runs on
 /// translate in the new tree exactly as in the boot tables (4 KiB pages of the kernel image at
-/// their HHDM addresses, which is how `boot_mmu` maps the image).
+/// its link address, from its physical load address, which is how `boot_mmu` maps the image).
 fn check_switch_is_seamless(
     mapper: &Mapper<Aarch64Format>,
     mem: &HhdmTables,
@@ -139,7 +145,7 @@ fn check_switch_is_seamless(
         let same = (start..end).contains(&va)
             && mapper
                 .translate(mem, va)
-                .is_some_and(|t| t.level == 0 && t.phys == va - HHDM_BASE);
+                .is_some_and(|t| t.level == 0 && t.phys == image_virt_to_phys(va));
         if !same {
             return Err("the running code or stack would move in the switch to the kernel tables");
         }
@@ -183,11 +189,12 @@ fn build(
 ) -> Result<u64, &'static str> {
     let ram = ram_ranges(&info.memory);
     let image = image_sections();
+    let image_phys = kernel_image_phys();
     let block = level_size(1);
-    // The 2 MiB blocks the image touches get 4 KiB pages (guards, section boundaries).
+    // The 2 MiB blocks of the HHDM that the image's frames touch get 4 KiB pages.
     let span = PhysRange {
-        start: (image.start - HHDM_BASE) & !(block - 1),
-        end: (image.end - HHDM_BASE).next_multiple_of(block),
+        start: image_phys.start & !(block - 1),
+        end: image_phys.end.next_multiple_of(block),
     };
     let in_ram = |pa: u64| ram.iter().any(|r| (r.start..r.end).contains(&pa));
 
@@ -217,15 +224,11 @@ fn build(
         }
     }
 
+    // The HHDM alias of the image's frames: never executable, and text and rodata never
+    // writable through it either.
     for pa in (span.start..span.end).step_by(PAGE_SIZE as usize) {
-        let va = HHDM_BASE + pa;
-        let flags = if (image.start..image.end).contains(&va) {
-            if stacks::guard_page_of(va).is_some() {
-                continue;
-            }
-            if va < image.text_end {
-                TEXT
-            } else if va < image.rodata_end {
+        let flags = if (image_phys.start..image_phys.end).contains(&pa) {
+            if image.start + (pa - image_phys.start) < image.rodata_end {
                 RODATA
             } else {
                 DATA
@@ -235,6 +238,24 @@ fn build(
         } else {
             continue;
         };
+        mapper
+            .map(mem, frames, HHDM_BASE + pa, pa, flags)
+            .map_err(|e| failed(Part::Ram, pa, e))?;
+    }
+
+    // The image at its link address, from wherever the loader put it.
+    for va in (image.start..image.end).step_by(PAGE_SIZE as usize) {
+        if stacks::guard_page_of(va).is_some() {
+            continue;
+        }
+        let flags = if va < image.text_end {
+            TEXT
+        } else if va < image.rodata_end {
+            RODATA
+        } else {
+            DATA
+        };
+        let pa = image_virt_to_phys(va);
         mapper
             .map(mem, frames, va, pa, flags)
             .map_err(|e| failed(Part::Image, pa, e))?;

@@ -1,26 +1,43 @@
-//! The AArch64 virtual memory layout, defined once.
+//! The AArch64 virtual memory layout, defined once, and where the kernel image lies.
 //!
 //! Owns every fixed kernel virtual address: the HHDM and its extent, what the boot tables map,
-//! and the region of guarded kernel stacks. Every other module derives addresses from these
-//! constants. The linker script (`boot/linker/aarch64.ld`) repeats the HHDM base because a
-//! linker script cannot import Rust; `entry.rs` checks at boot, before the MMU is on, that the
-//! image really runs at `HHDM_BASE + load address`, so the two can never silently disagree.
-//! Nothing else may hard-code these values.
+//! the kernel image's link address and the region of guarded kernel stacks; and the one record
+//! of the image's *physical* address, which is not fixed: the loader may put the `Image` at any
+//! 2 MiB-aligned address (arm64 boot protocol), the entry code finds it with `adr` before the
+//! MMU is on and `entry` records it here before any other Rust code runs. Every
+//! other module derives addresses from these constants and that record ([`kernel_image_phys`],
+//! [`image_virt_to_phys`]); nothing may assume a link-time physical address. The linker script
+//! (`boot/linker/aarch64.ld`) repeats [`KERNEL_IMAGE_BASE`] because a linker script cannot import
+//! Rust; `entry.rs` checks at boot, before the MMU is on, that `_start` is linked there, so the
+//! two can never silently disagree. Nothing else may hard-code these values.
 //!
 //! The kernel half (TTBR1, `0xffff_0000_0000_0000..`), by level-0 slot (512 GiB each):
 //!
 //! ```text
 //! slots   0..256   HHDM: physical 0..128 TiB at HHDM_BASE + pa (only RAM and the MMIO the
-//!                  kernel uses are mapped); the kernel image lies inside it, at its load address
+//!                  kernel uses are mapped; the image's own frames read-only or read-write,
+//!                  never executable)
 //! slot  256        never mapped (the deliberate-fault address lives here)
 //! slot  508        kernel stacks: 4096 slots of 64 KiB, each a guard page and 60 KiB of stack
+//! slot  511        the kernel image, linked at KERNEL_IMAGE_BASE and mapped from the physical
+//!                  address the loader chose
 //! ```
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
 /// Virtual address of physical address 0: the kernel reaches all of physical memory at
-/// `HHDM_BASE + pa`, and the kernel image is linked at `HHDM_BASE + its load address`. It is the
-/// lowest TTBR1 address with 48-bit virtual addresses (`TCR_EL1.T1SZ = 16`), so the whole upper
-/// half is kernel space.
+/// `HHDM_BASE + pa`. It is the lowest TTBR1 address with 48-bit virtual addresses
+/// (`TCR_EL1.T1SZ = 16`), so the whole upper half is kernel space.
 pub const HHDM_BASE: u64 = 0xffff_0000_0000_0000;
+
+/// Virtual address the kernel image is linked at (its first byte, the `Image` header): the
+/// start of level-0 slot 511, whatever physical address the loader chose. Both addresses are
+/// 2 MiB aligned, so the image's pages keep their offsets within 2 MiB blocks.
+pub const KERNEL_IMAGE_BASE: u64 = 0xffff_ff80_0000_0000;
+
+/// Alignment the arm64 boot protocol guarantees for the image's physical address
+/// (`text_offset` 0).
+pub const IMAGE_ALIGN: u64 = 2 << 20;
 
 /// Physical addresses the HHDM can hold (level-0 slots 0..256). RAM above it is left out of the
 /// memory map with a warning.
@@ -49,6 +66,12 @@ pub const NEVER_MAPPED: u64 = 0xffff_8000_dead_b000;
 
 const _: () = assert!(HHDM_BASE + HHDM_PHYS_LIMIT <= NEVER_MAPPED);
 const _: () = assert!(NEVER_MAPPED < KERNEL_STACKS_BASE);
+// The image has a level-0 slot of its own (the boot tables give it one level-1 and one level-2
+// table, entry 0 of each), above the stack region's slot.
+const _: () = assert!(
+    KERNEL_IMAGE_BASE.is_multiple_of(512 << 30)
+        && KERNEL_STACKS_BASE + (512 << 30) <= KERNEL_IMAGE_BASE
+);
 // The stack region fits in its level-0 slot.
 const _: () = assert!(
     KERNEL_STACKS_BASE.is_multiple_of(512 << 30)
@@ -104,11 +127,48 @@ pub fn image_sections() -> ImageSections {
     }
 }
 
-/// Physical bounds of the kernel image (the same range, seen through the HHDM).
+/// Physical address of the image's first byte, as the entry code found it (0 until recorded).
+static IMAGE_PHYS: AtomicU64 = AtomicU64::new(0);
+
+/// Records the image's physical load address. Called once, by `entry::early_main`, first thing:
+/// `entry.rs` has already checked that it is 2 MiB aligned and inside the boot window.
+pub(crate) fn record_image_phys(pa: u64) {
+    let previous = IMAGE_PHYS.swap(pa, Ordering::AcqRel);
+    assert!(
+        previous == 0,
+        "the image's physical address was recorded twice"
+    );
+}
+
+/// Physical address the loader put the image at (its first byte, the `Image` header).
+pub fn image_phys_base() -> u64 {
+    let pa = IMAGE_PHYS.load(Ordering::Acquire);
+    assert!(
+        pa != 0,
+        "the image's physical address is read before it was recorded"
+    );
+    pa
+}
+
+/// The physical address of `va`, an address inside the kernel image: what the page tables map
+/// it to, and what anything handed to firmware or hardware must use (a PSCI `CPU_ON` entry
+/// point, for one). Panics for an address outside the image: a wrong physical address would
+/// fail silently far from here.
+pub fn image_virt_to_phys(va: u64) -> u64 {
+    let (start, end) = kernel_image_virt();
+    assert!(
+        (start..end).contains(&va),
+        "{va:#x} is not in the kernel image"
+    );
+    va - start + image_phys_base()
+}
+
+/// Physical bounds of the kernel image, from its recorded load address.
 pub fn kernel_image_phys() -> kernel_core::boot_info::PhysRange {
     let (start, end) = kernel_image_virt();
+    let base = image_phys_base();
     kernel_core::boot_info::PhysRange {
-        start: start - HHDM_BASE,
-        end: end - HHDM_BASE,
+        start: base,
+        end: base + (end - start),
     }
 }
