@@ -10,9 +10,22 @@
 //! issued), [`StaleCapability`](crate::Error::StaleCapability), [`WrongType`](crate::Error::WrongType),
 //! [`InsufficientRights`](crate::Error::InsufficientRights). A handle whose capability is lent to a
 //! message in flight (see [`Syscall::Send`]) is [`Busy`](crate::Error::Busy). An unknown number is
-//! [`NoSuchSyscall`](crate::Error::NoSuchSyscall). A pointer argument that is not readable (or
-//! writable) user memory is [`BadAddress`](crate::Error::BadAddress). A call that fails has no
-//! effect unless its description says otherwise.
+//! [`NoSuchSyscall`](crate::Error::NoSuchSyscall). A call that fails has no effect unless its
+//! description says otherwise.
+//!
+//! Pointer arguments (the buffers of [`Syscall::DebugWrite`] and [`Syscall::TestReport`]) may
+//! point into memory a pager maps on demand. A buffer that does not lie wholly inside user space
+//! (`[USER_START, USER_END)` of [`crate::init`]: a kernel or non-canonical address, or a range
+//! that wraps) is [`BadAddress`](crate::Error::BadAddress) at once, and no pager hears of it.
+//! When the kernel's copy meets a page it cannot access, it asks the calling process's pager
+//! on the calling thread's behalf, exactly as for a page fault of that thread (the fault message
+//! of [`crate::fault`]: kind `Page`, the first address it could not access, the pc of the
+//! system-call instruction, `access::WRITE` for a buffer the kernel writes), and the thread reads
+//! [`Faulted`](ThreadStatus::Faulted) meanwhile; on `RESUME` it retries from that address. With
+//! no pager, a pager that answers anything else or is gone, or after
+//! [`SYSCALL_FAULT_ATTEMPTS`](crate::fault::SYSCALL_FAULT_ATTEMPTS) answers about the same page,
+//! the call fails with [`BadAddress`](crate::Error::BadAddress): the process is not killed (the
+//! call failed, not an instruction of the thread).
 
 /// Most bytes one [`Syscall::DebugWrite`] takes.
 pub const DEBUG_WRITE_MAX: usize = 4096;
@@ -30,7 +43,8 @@ pub enum Syscall {
     /// Writes bytes to the kernel console, for tests and early bring-up: `a0` pointer, `a1` length
     /// (at most [`DEBUG_WRITE_MAX`], else `InvalidArgument`). → the number of bytes written (all of
     /// them). Bytes are written as they are; lines are not interleaved with other writers' lines
-    /// only if each call writes whole lines.
+    /// only if each call writes whole lines. The buffer may be demand-paged (see the module
+    /// documentation); `BadAddress` if it cannot be read, and then nothing was written.
     DebugWrite = 2,
     /// Gives up the rest of the time slice to the next ready thread of the same priority (returns
     /// at once if there is none). → 0.
@@ -174,15 +188,17 @@ pub enum Syscall {
     ThreadJoin = 26,
     /// Sets the pager of an address space: `a0` address space (`CONTROL`), `a1` endpoint (`SEND`
     /// and `CALL`), or [`CapHandle::NULL`](crate::CapHandle::NULL) for none. → 0. From then on a
-    /// fault of any thread in the space is a call on that endpoint (see [`crate::fault`]); with
-    /// no pager a faulting process is killed.
+    /// fault of any thread in the space is a call on that endpoint (see [`crate::fault`]); a
+    /// system call whose buffer faults asks it too (see the module documentation). With no pager
+    /// a faulting process is killed.
     SetPager = 27,
     /// Reports the result of a user test in the console protocol (`[test] NAME ok`,
     /// `[test] NAME FAILED reason` or `[test] NAME skipped reason`), counted in the kernel's
     /// closing `[done]` line: `a0`/`a1` name pointer and length (1..=64 bytes of `[a-z0-9_]`,
     /// else `InvalidArgument`), `a2` a [`TestStatus`], `a3`/`a4` reason pointer and length (at
     /// most 200 bytes, ignored when passed; a skip must say why: a reason of only spaces is
-    /// `InvalidArgument`). → 0. Only in a kernel built for testing (else
+    /// `InvalidArgument`). → 0. Both buffers may be demand-paged, as for
+    /// [`DebugWrite`](Self::DebugWrite). Only in a kernel built for testing (else
     /// `NoSuchSyscall`), and only from the initial process (init; any other gets
     /// `InsufficientRights`), for an init test of the test catalog that the boot's `test=`
     /// selects (else `InvalidArgument`), once per test (a second report is `Busy`). A refused

@@ -192,6 +192,7 @@ pub const fn role_name(role: u16) -> &'static str {
         HOLDING_SERVER => "holding_server",
         RECORDER => "recorder",
         REPORT_PROBE => "report_probe",
+        USERCOPY_CLIENT => "usercopy_client",
         _ => "unknown",
     }
 }
@@ -327,6 +328,58 @@ pub const REPORT_PROBE: u16 = 45;
 /// `msr daifset, #0xf` on AArch64: trapped at EL0 while `SCTLR_EL1.UMA` is 0). Handles and plan:
 /// as [`FAULT_NULL`]. Must be killed.
 pub const FAULT_PRIVILEGED: u16 = 60;
+
+// ---------------------------------------------------------------------------------------------
+// Roles of the system-call fault tests. Numbered from 70, apart from the others.
+
+/// System calls on demand-paged memory. Handles: `[endpoint (CALL)]`, the report endpoint (its
+/// pager is the same endpoint under another badge). First calls the endpoint with label
+/// [`USERCOPY_PLAN`] and word 0 = the address of the `syscall` / `svc #0` instruction its
+/// `DebugWrite`s are made with; then, each time that call (or the previous report) is answered,
+/// makes the next `DebugWrite(ptr, len)` of [`USERCOPY_CASES`] and calls the endpoint with label
+/// [`USERCOPY_RESULT`] and words `[case index, raw result register]`. After the last report is
+/// answered it exits 0 ([`EXIT_CHECK_FAILED`] if a report was answered with a label other than
+/// 0, [`EXIT_SYSCALL_FAILED`] if a call failed). The window at [`USERCOPY_WINDOW_VA`] is mapped by
+/// nobody but its pager.
+pub const USERCOPY_CLIENT: u16 = 70;
+
+/// [`USERCOPY_CLIENT`]'s first call (word 0: the pc of its system-call instruction).
+pub const USERCOPY_PLAN: u32 = 0xC09A;
+/// [`USERCOPY_CLIENT`]'s report of one case (words: case index, raw result).
+pub const USERCOPY_RESULT: u32 = 0xC09B;
+/// Where [`USERCOPY_CLIENT`]'s buffers lie: pages nobody but its pager maps.
+pub const USERCOPY_WINDOW_VA: u64 = 0x0000_5400_0000_0000;
+/// The bytes of [`USERCOPY_CLIENT`]'s first case, which its pager puts into the first two pages
+/// of the window, split across the page boundary: the kernel prints them, and the boot log must
+/// show them whole.
+pub const USERCOPY_TEXT: &[u8] =
+    b"usercopy_demand_fault: this line was paged in on demand, across two pages\n";
+/// How many bytes of [`USERCOPY_TEXT`] lie on the window's first page (at its end).
+pub const USERCOPY_SPLIT: u64 = 40;
+/// [`USERCOPY_CLIENT`]'s `DebugWrite`s, in order: `(pointer, length)`. The spawner's test knows
+/// what each must do (`servers/init/src/tests/usercopy_demand_fault.rs`).
+pub const USERCOPY_CASES: [(u64, u64); 7] = [
+    // Across the boundary of pages 0 and 1: two faults, then the text.
+    (
+        USERCOPY_WINDOW_VA + crate::process::PAGE_SIZE - USERCOPY_SPLIT,
+        USERCOPY_TEXT.len() as u64,
+    ),
+    // Page 2, which the pager never maps (it answers RESUME all the same).
+    (USERCOPY_WINDOW_VA + 2 * crate::process::PAGE_SIZE + 8, 16),
+    // Page 3, which the pager refuses.
+    (USERCOPY_WINDOW_VA + 3 * crate::process::PAGE_SIZE, 16),
+    // A kernel address.
+    (KERNEL_PROBE_VA, 16),
+    // A range that runs past the end of user space.
+    (abi::init::USER_END - 8, 16),
+    // Page 4, with no pager at all.
+    (USERCOPY_WINDOW_VA + 4 * crate::process::PAGE_SIZE, 16),
+    // The first case again: mapped by now.
+    (
+        USERCOPY_WINDOW_VA + crate::process::PAGE_SIZE - USERCOPY_SPLIT,
+        USERCOPY_TEXT.len() as u64,
+    ),
+];
 
 /// What [`EXIT_WITH`] passes to `ThreadExit`, by index: boundary values of the low 32 bits, the
 /// low 32 bits of an error code, and values with bits above 32 (a joiner sees the low 32 bits

@@ -43,6 +43,7 @@ fn main(arg: u64) -> i64 {
         roles::HOLDING_SERVER => holding_server(role, param),
         roles::RECORDER => recorder(role),
         roles::REPORT_PROBE => report_probe(),
+        roles::USERCOPY_CLIENT => usercopy_client(role),
         _ => {
             println!("utest: unknown role {role} (argument {arg:#x})");
             roles::EXIT_UNKNOWN_ROLE
@@ -208,6 +209,21 @@ core::arch::global_asm!(
     "utest_privileged:",
     "    hlt",
     "    ret",
+    // DebugWrite(rdi, rsi) with the `syscall` at a symbol of its own. r12..r14 are slots the
+    // kernel may write (abi::regs) but callee-saved here, so they are kept.
+    ".global utest_debug_write",
+    "utest_debug_write:",
+    "    push r12",
+    "    push r13",
+    "    push r14",
+    "    mov eax, 2",
+    ".global utest_debug_write_syscall",
+    "utest_debug_write_syscall:",
+    "    syscall",
+    "    pop r14",
+    "    pop r13",
+    "    pop r12",
+    "    ret",
 );
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
@@ -232,6 +248,15 @@ core::arch::global_asm!(
     "utest_privileged:",
     "    msr daifset, #0xf",
     "    ret",
+    // DebugWrite(x0, x1) with the `svc #0` at a symbol of its own; the result comes back in x0.
+    // Every slot register the kernel may write (x0..x7, x9) is caller-saved here.
+    ".global utest_debug_write",
+    "utest_debug_write:",
+    "    mov x8, #2",
+    ".global utest_debug_write_syscall",
+    "utest_debug_write_syscall:",
+    "    svc #0",
+    "    ret",
 );
 
 unsafe extern "C" {
@@ -245,6 +270,10 @@ unsafe extern "C" {
     fn utest_undefined();
     /// Executes a privileged instruction (first instruction).
     fn utest_privileged();
+    /// `DebugWrite(ptr, len)`; returns the raw result register.
+    fn utest_debug_write(ptr: u64, len: u64) -> u64;
+    /// The system-call instruction of [`utest_debug_write`] (only its address is used).
+    fn utest_debug_write_syscall();
 }
 
 /// `FAULT_*`: tells the spawner which instruction will fault and on what address, then makes the
@@ -614,5 +643,42 @@ fn report_probe() -> i64 {
     ) {
         Ok(()) => roles::REPORT_PROBE_ACCEPTED,
         Err(error) => error.into_raw() as i64,
+    }
+}
+
+/// `USERCOPY_CLIENT`: makes the `DebugWrite`s of [`roles::USERCOPY_CASES`] one by one, each
+/// after its spawner answered the previous call, and reports each raw result.
+fn usercopy_client(role: u16) -> i64 {
+    let report = match handle(role, 0) {
+        Ok(report) => report,
+        Err(code) => return code,
+    };
+    let plan = Message::new(
+        roles::USERCOPY_PLAN,
+        [utest_debug_write_syscall as *const () as u64, 0, 0, 0],
+    );
+    let mut answer = rt::syscall::call(report, &plan, Timeout::FOREVER);
+    for (index, &(ptr, len)) in roles::USERCOPY_CASES.iter().enumerate() {
+        match answer {
+            Ok(go) if go.label() == 0 => {}
+            Ok(go) => {
+                println!(
+                    "utest[usercopy_client]: told {:#x} before case {index}",
+                    go.label()
+                );
+                return roles::EXIT_CHECK_FAILED;
+            }
+            Err(error) => return syscall_failed(role, "report call", error),
+        }
+        // SAFETY: DebugWrite only reads `len` bytes at `ptr` (never writes this program's
+        // memory); the cases point at memory nothing in this program uses, or at none at all.
+        let raw = unsafe { utest_debug_write(ptr, len) };
+        let result = Message::new(roles::USERCOPY_RESULT, [index as u64, raw, 0, 0]);
+        answer = rt::syscall::call(report, &result, Timeout::FOREVER);
+    }
+    match answer {
+        Ok(go) if go.label() == 0 => 0,
+        Ok(_) => roles::EXIT_CHECK_FAILED,
+        Err(error) => syscall_failed(role, "last report call", error),
     }
 }
