@@ -1,10 +1,10 @@
-//! The fault protocol: how the kernel tells a pager that a thread faulted, and how the pager
-//! answers.
+//! The fault protocol: how the kernel tells a pager (or an exception handler) that a thread
+//! faulted, and how it answers.
 //!
-//! Owns the layout of the fault message and the meaning of the reply. When a user thread takes a
-//! page fault or any other exception, the kernel makes a [`Call`](crate::Syscall::Call) on the
-//! faulting address space's pager endpoint (set with [`SetPager`](crate::Syscall::SetPager)) *on
-//! the thread's behalf*: the receiver gets an ordinary message with a reply token, and the faulting thread
+//! Owns the layout of the fault message, the rule that decides who receives it, and the meaning
+//! of the reply. When a user thread takes a page fault or any other exception, the kernel makes a
+//! [`Call`](crate::Syscall::Call) on an endpoint of the faulting address space *on the thread's
+//! behalf*: the receiver gets an ordinary message with a reply token, and the faulting thread
 //! stays blocked (it reads [`Faulted`](crate::syscall::ThreadStatus::Faulted)) until the reply.
 //! It must never describe anything the kernel does not send: every value here is produced by the
 //! kernel's fault path.
@@ -16,11 +16,19 @@
 //! | word 1 | the faulting data address ([`FaultKind::Page`]), else 0 |
 //! | word 2 | the instruction pointer of the faulting instruction |
 //! | word 3 | [`access`] bits ([`FaultKind::Page`]), else 0 |
-//! | badge | the badge of the endpoint capability given to `SetPager` (tells processes apart) |
+//! | badge | the badge of the endpoint capability given to `SetPager` or `SetExceptionHandler` (tells processes apart) |
 //!
-//! With no pager, the process is killed with the kernel's one-line fault report
-//! (`[fault] process NAME ...`), and its threads read
-//! [`Killed`](crate::syscall::ThreadStatus::Killed) with the words of the fault that killed it.
+//! # Who receives it (the forwarding rule)
+//!
+//! - A [`FaultKind::Page`] fault goes to the space's **pager**
+//!   ([`SetPager`](crate::Syscall::SetPager)).
+//! - Any other fault ([`FaultKind::UndefinedInstruction`], [`FaultKind::Other`]: general
+//!   protection, alignment, a breakpoint, a privileged instruction) goes to the space's
+//!   **exception handler** ([`SetExceptionHandler`](crate::Syscall::SetExceptionHandler)) if it
+//!   has one, else to its pager. The same message either way: one server may be both.
+//! - With nobody to receive it, the process is killed with the kernel's one-line fault report
+//!   (`[fault] process NAME ...`), and its threads read
+//!   [`Killed`](crate::syscall::ThreadStatus::Killed) with the words of the fault that killed it.
 //!
 //! # The reply
 //!

@@ -188,9 +188,10 @@ pub enum Syscall {
     ThreadJoin = 26,
     /// Sets the pager of an address space: `a0` address space (`CONTROL`), `a1` endpoint (`SEND`
     /// and `CALL`), or [`CapHandle::NULL`](crate::CapHandle::NULL) for none. → 0. From then on a
-    /// fault of any thread in the space is a call on that endpoint (see [`crate::fault`]); a
-    /// system call whose buffer faults asks it too (see the module documentation). With no pager
-    /// a faulting process is killed.
+    /// page fault of any thread in the space is a call on that endpoint (see [`crate::fault`]),
+    /// and so is any other fault while the space has no exception handler
+    /// ([`SetExceptionHandler`](Self::SetExceptionHandler)); a system call whose buffer faults
+    /// asks it too (see the module documentation). With no pager a faulting process is killed.
     SetPager = 27,
     /// Reports the result of a user test in the console protocol (`[test] NAME ok`,
     /// `[test] NAME FAILED reason` or `[test] NAME skipped reason`), counted in the kernel's
@@ -226,6 +227,21 @@ pub enum Syscall {
     /// kill) moves it. Never blocks, changes nothing. `Busy` if the thread kept changing state
     /// while the kernel assembled the answer (possible only with several CPUs).
     ThreadState = 30,
+    /// Sets the exception handler of an address space: `a0` address space (`CONTROL`), `a1`
+    /// endpoint (`SEND` and `CALL`), or [`CapHandle::NULL`](crate::CapHandle::NULL) for none.
+    /// → 0. The handler receives the faults of the space's threads that are not page faults
+    /// ([`FaultKind::UndefinedInstruction`](crate::fault::FaultKind::UndefinedInstruction) and
+    /// [`FaultKind::Other`](crate::fault::FaultKind::Other): general protection, alignment,
+    /// breakpoint, a privileged instruction), as a call with the fault message of
+    /// [`crate::fault`] and the badge of the capability given here; page faults still go to the
+    /// pager ([`SetPager`](Self::SetPager)). Without a handler those faults go to the pager, and
+    /// with neither the process is killed (the forwarding rule in [`crate::fault`]).
+    ///
+    /// Errors: the handle checks of `a0` (`AddressSpace`, `CONTROL`) and of `a1` unless it is
+    /// null (`Endpoint`, `SEND | CALL`); nothing changes on failure. The endpoint is named by
+    /// ID, like the pager: the kernel keeps no reference, so once the endpoint is gone (its
+    /// last capability deleted) a fault for the handler kills the process.
+    SetExceptionHandler = 31,
 }
 
 /// What a thread is doing (the value [`Syscall::ThreadState`] returns). A thread in IPC is
@@ -325,7 +341,7 @@ impl TestStatus {
 
 impl Syscall {
     /// Every system call, in numeric order.
-    pub const ALL: [Syscall; 30] = [
+    pub const ALL: [Syscall; 31] = [
         Syscall::Null,
         Syscall::DebugWrite,
         Syscall::Yield,
@@ -356,6 +372,7 @@ impl Syscall {
         Syscall::TestReport,
         Syscall::ClockNanos,
         Syscall::ThreadState,
+        Syscall::SetExceptionHandler,
     ];
 
     /// Decodes the number register; `None` (the kernel answers
@@ -409,6 +426,7 @@ impl Syscall {
             Self::TestReport => "TestReport",
             Self::ClockNanos => "ClockNanos",
             Self::ThreadState => "ThreadState",
+            Self::SetExceptionHandler => "SetExceptionHandler",
         }
     }
 }

@@ -1,9 +1,10 @@
 //! User faults: a page fault or other exception in user mode becomes a call to the process's
-//! pager, or the end of the process.
+//! pager or exception handler, or the end of the process.
 //!
-//! Owns the kernel's half of the fault protocol (`abi::fault`): the message, the wait for the
-//! pager's reply, and the kill with its one-line report when there is no pager, the pager fails
-//! or it answers anything but `RESUME`; the page faults of system calls' user
+//! Owns the kernel's half of the fault protocol (`abi::fault`): the message, the forwarding rule
+//! (page faults to the pager; other faults to the exception handler, else the pager), the wait
+//! for the reply, and the kill with its one-line report when nobody receives the fault, the
+//! receiver fails or it answers anything but `RESUME`; the page faults of system calls' user
 //! copies ([`syscall_fault`]: the pager's answer decides only whether the copy is retried); and
 //! the record of each thread's last fault (the words of the fault message, kept in its control
 //! block), which `ThreadState` reports for a thread whose fault is with its pager or that its
@@ -119,13 +120,27 @@ pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
         panic!("a user fault on kernel thread {me}: {fault:?}");
     };
     record(me, &fault);
-    let pager = kernel().process(process.id).ok().and_then(|e| e.pager);
-    let verdict = match pager {
-        None => Err("no pager"),
-        Some(pager) => match call_about(&fault, pager) {
+    // The forwarding rule of `abi::fault`. The objects' lock is held for this block only.
+    let receiver = {
+        let kernel = kernel();
+        let pager = kernel.process(process.id).ok().and_then(|e| e.pager);
+        match fault.kind {
+            FaultKind::Page => pager.map(|pager| (pager, "pager")),
+            _ => match process.exception_handler(&kernel) {
+                Some(handler) => Some((handler, "exception handler")),
+                None => pager.map(|pager| (pager, "pager")),
+            },
+        }
+    };
+    let verdict = match receiver {
+        None if fault.kind == FaultKind::Page => Err("no pager"),
+        None => Err("no exception handler or pager"),
+        Some((endpoint, who)) => match call_about(&fault, endpoint) {
             Some(RESUME) => Ok(()),
-            Some(_) => Err("the pager refused the fault"),
-            None => Err("the pager did not answer"),
+            Some(_) if who == "pager" => Err("the pager refused the fault"),
+            Some(_) => Err("the exception handler refused the fault"),
+            None if who == "pager" => Err("the pager did not answer"),
+            None => Err("the exception handler did not answer"),
         },
     };
     if sched::kill_requested() {

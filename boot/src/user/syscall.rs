@@ -4,7 +4,8 @@
 //! Owns the dispatch by number and the calls that are not message passing: the console and test
 //! report, capability management, object creation, memory mapping and threads (with
 //! `ThreadState`, which only reads the thread, IPC, fault and exit records) and where faults go
-//! (`SetPager`). IPC and notifications are in `ipc.rs`, user buffers in `copy.rs`. It must never trust a register:
+//! (`SetPager`, `SetExceptionHandler`). IPC, notifications and the ends of threads
+//! (`ThreadKill`) are in `ipc.rs`, user buffers in `copy.rs`. It must never trust a register:
 //! handles go through the capability table's checks, pointers through the user-copy path (which
 //! may ask the pager), every other value through a decoder that returns `InvalidArgument`. A
 //! failed call changes nothing.
@@ -114,6 +115,7 @@ fn dispatch(call: Syscall, frame: &mut UserFrame) -> Outcome {
         Syscall::TestReport => test_report(site, a(0), a(1), a(2), a(3), a(4)).into(),
         Syscall::ClockNanos => Outcome::Value(Machine::now_ns()),
         Syscall::ThreadState => thread_state(frame),
+        Syscall::SetExceptionHandler => set_exception_handler(a(0), a(1)).into(),
     }
 }
 
@@ -614,8 +616,8 @@ fn describe_in_state(
     Ok((status, none))
 }
 
-/// The endpoint a `SetPager` names in slot `a1`: `None` for a null handle, else an endpoint
-/// capability with `SEND` and `CALL`, and its badge.
+/// The endpoint a `SetPager` or `SetExceptionHandler` names in slot `a1`: `None` for a null
+/// handle, else an endpoint capability with `SEND` and `CALL`, and its badge.
 fn fault_endpoint(
     kernel: &super::objects::Kernel,
     me: kernel_core::cap::AddressSpaceId,
@@ -642,6 +644,19 @@ fn set_pager(space: u64, endpoint: u64) -> Result<u64, Error> {
     let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
     let pager = fault_endpoint(&kernel, me, endpoint)?;
     kernel.process_mut(target)?.pager = pager;
+    Ok(0)
+}
+
+/// `SetExceptionHandler`: where the space's faults other than page faults go (`abi::fault`).
+fn set_exception_handler(space: u64, endpoint: u64) -> Result<u64, Error> {
+    let me = my_process();
+    let kernel = kernel();
+    let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
+    let handler = fault_endpoint(&kernel, me, endpoint)?;
+    kernel
+        .process(target)?
+        .process
+        .set_exception_handler(&kernel, handler);
     Ok(0)
 }
 

@@ -192,6 +192,7 @@ pub const fn role_name(role: u16) -> &'static str {
         HOLDING_SERVER => "holding_server",
         RECORDER => "recorder",
         REPORT_PROBE => "report_probe",
+        FAULT_BREAKPOINT => "fault_breakpoint",
         USERCOPY_CLIENT => "usercopy_client",
         _ => "unknown",
     }
@@ -328,6 +329,12 @@ pub const REPORT_PROBE: u16 = 45;
 /// `msr daifset, #0xf` on AArch64: trapped at EL0 while `SCTLR_EL1.UMA` is 0). Handles and plan:
 /// as [`FAULT_NULL`]. Must be killed.
 pub const FAULT_PRIVILEGED: u16 = 60;
+
+/// Executes a breakpoint (`int3` on x86_64, which from ring 3 is a general-protection fault
+/// because the kernel's breakpoint gate is not open to user mode; `brk #0` on AArch64). Handles
+/// and plan: as [`FAULT_NULL`]. Resumed (the exception handler answers `RESUME` without changing
+/// anything), it executes the breakpoint again; it must be killed in the end.
+pub const FAULT_BREAKPOINT: u16 = 61;
 
 // ---------------------------------------------------------------------------------------------
 // Roles of the system-call fault tests. Numbered from 70, apart from the others.

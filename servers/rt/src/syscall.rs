@@ -660,6 +660,15 @@ pub fn set_pager(space: CapHandle, endpoint: CapHandle) -> Result<()> {
     unit(value_call(Syscall::SetPager, args).0)
 }
 
+/// `SetExceptionHandler`: makes `endpoint` (`SEND` and `CALL`; `NULL` for none) the exception
+/// handler of `space` (`CONTROL`): it receives the space's faults other than page faults (see
+/// [`abi::fault`]).
+pub fn set_exception_handler(space: CapHandle, endpoint: CapHandle) -> Result<()> {
+    let mut args = args1(space.into_raw());
+    args[1] = endpoint.into_raw();
+    unit(value_call(Syscall::SetExceptionHandler, args).0)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Tests and time.
 

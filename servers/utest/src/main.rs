@@ -32,7 +32,8 @@ fn main(arg: u64) -> i64 {
         | roles::FAULT_WRITE_RO
         | roles::FAULT_KERNEL
         | roles::FAULT_UNDEFINED
-        | roles::FAULT_PRIVILEGED => fault(role),
+        | roles::FAULT_PRIVILEGED
+        | roles::FAULT_BREAKPOINT => fault(role),
         roles::PAGER_CLIENT => pager_client(role),
         roles::FP_WORKER => fp_worker(role, param),
         roles::YIELD_PARTNER => yield_partner(param),
@@ -209,6 +210,10 @@ core::arch::global_asm!(
     "utest_privileged:",
     "    hlt",
     "    ret",
+    ".global utest_breakpoint",
+    "utest_breakpoint:",
+    "    int3",
+    "    ret",
     // DebugWrite(rdi, rsi) with the `syscall` at a symbol of its own. r12..r14 are slots the
     // kernel may write (abi::regs) but callee-saved here, so they are kept.
     ".global utest_debug_write",
@@ -248,6 +253,10 @@ core::arch::global_asm!(
     "utest_privileged:",
     "    msr daifset, #0xf",
     "    ret",
+    ".global utest_breakpoint",
+    "utest_breakpoint:",
+    "    brk #0",
+    "    ret",
     // DebugWrite(x0, x1) with the `svc #0` at a symbol of its own; the result comes back in x0.
     // Every slot register the kernel may write (x0..x7, x9) is caller-saved here.
     ".global utest_debug_write",
@@ -270,6 +279,8 @@ unsafe extern "C" {
     fn utest_undefined();
     /// Executes a privileged instruction (first instruction).
     fn utest_privileged();
+    /// Executes a breakpoint (first instruction).
+    fn utest_breakpoint();
     /// `DebugWrite(ptr, len)`; returns the raw result register.
     fn utest_debug_write(ptr: u64, len: u64) -> u64;
     /// The system-call instruction of [`utest_debug_write`] (only its address is used).
@@ -290,6 +301,7 @@ fn fault(role: u16) -> i64 {
         roles::FAULT_KERNEL => (utest_load as *const () as u64, roles::KERNEL_PROBE_VA),
         roles::FAULT_WRITE_RO => (utest_store_byte as *const () as u64, text),
         roles::FAULT_UNDEFINED => (utest_undefined as *const () as u64, 0),
+        roles::FAULT_BREAKPOINT => (utest_breakpoint as *const () as u64, 0),
         _ => (utest_privileged as *const () as u64, 0),
     };
     let plan = Message::new(roles::FAULT_PLAN, [pc, address, 0, 0]);
@@ -312,6 +324,8 @@ fn fault(role: u16) -> i64 {
         }
         // SAFETY: `ud2` / `udf` touch no memory.
         roles::FAULT_UNDEFINED => unsafe { utest_undefined() },
+        // SAFETY: `int3` / `brk` touch no memory.
+        roles::FAULT_BREAKPOINT => unsafe { utest_breakpoint() },
         // SAFETY: `hlt` / `msr daifset` touch no memory.
         _ => unsafe { utest_privileged() },
     }

@@ -109,6 +109,7 @@ pub const TESTS: &[TestSpec] = &[
     init("ipc_cap_return"),
     init("thread_slot_dos"),
     init("usercopy_demand_fault"),
+    init("exception_forwarding"),
     after_init("user_resources"),
     after_init("init_exit"),
 ];

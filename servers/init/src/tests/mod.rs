@@ -11,6 +11,7 @@
 //! failed, and never judge a result by anything but the exact values the ABI documents.
 
 mod cap_errors;
+mod exception_forwarding;
 mod fp_state;
 mod ipc_cap_return;
 mod ipc_cap_transfer;
@@ -82,7 +83,7 @@ impl Test {
 
 /// Every user test, in the test catalog's order (checked when this is compiled: a test added
 /// here and not to `tests/catalog`, or the other way round, does not build).
-pub const TESTS: [Test; 15] = [
+pub const TESTS: [Test; 16] = [
     Test::new("ipc_pingpong", ipc_pingpong::run),
     Test::new("ipc_cap_transfer", ipc_cap_transfer::run),
     Test::new("cap_errors", cap_errors::run),
@@ -98,6 +99,7 @@ pub const TESTS: [Test; 15] = [
     Test::new("ipc_cap_return", ipc_cap_return::run),
     Test::new("thread_slot_dos", thread_slot_dos::run),
     Test::new("usercopy_demand_fault", usercopy_demand_fault::run),
+    Test::new("exception_forwarding", exception_forwarding::run),
 ];
 
 const _: () = {
