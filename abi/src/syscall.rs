@@ -169,6 +169,8 @@ pub enum Syscall {
     /// entry point, `a2` initial stack pointer, `a3` a word the thread finds in its slot `a0`
     /// register. → a thread handle carrying every thread right. `BadAddress` if the entry point is
     /// not below [`USER_END`](crate::init::USER_END) or the stack pointer is above it;
+    /// `StaleCapability` if the space was killed ([`SpaceKill`](Self::SpaceKill), or the kill
+    /// after a fault nobody resolved), even while its last threads are still ending;
     /// `OutOfMemory`, `TableFull`.
     ThreadCreate = 23,
     /// Starts a thread made by [`ThreadCreate`](Self::ThreadCreate): `a0` thread (`CONTROL`). → 0.
@@ -242,6 +244,32 @@ pub enum Syscall {
     /// ID, like the pager: the kernel keeps no reference, so once the endpoint is gone (its
     /// last capability deleted) a fault for the handler kills the process.
     SetExceptionHandler = 31,
+    /// Ends every thread of an address space at once: `a0` address space (`CONTROL`). → 0
+    /// (when the caller's own thread is in that space: never returns, the caller ends too, as
+    /// killed).
+    ///
+    /// Every thread of the space ends as killed, whatever it is doing: running or ready,
+    /// blocked in IPC (withdrawn as by [`ThreadKill`](Self::ThreadKill): a queued message is not
+    /// delivered, callers waiting for its replies get `Killed`), waiting on a notification, in a
+    /// join, in a fault call to its pager or exception handler (the held call's reply token goes
+    /// stale: replying is `InvalidReply`), or created and never started. A thread other than
+    /// the caller ends the next time it gets a CPU, before it runs another user instruction: a
+    /// blocked one is woken for that, one never started is started. Threads of the space created
+    /// by any process are included, and none can be added from the call on: `ThreadCreate` in
+    /// the space is then `StaleCapability`. [`ThreadJoin`](Self::ThreadJoin) on any of them
+    /// returns `Killed` and [`ThreadState`](Self::ThreadState) reads
+    /// [`Killed`](ThreadStatus::Killed) with a zero fault.
+    ///
+    /// The space goes with its last thread, as when a process ends on its own: its capability
+    /// table is released (an endpoint it held the last capability to is destroyed, and callers
+    /// queued there get `Killed`), its memory unmapped, and every capability to it goes stale. A
+    /// space with no thread (created, never given one) goes at once. Calling it again, or on a
+    /// space already gone, is harmless: `StaleCapability` once the space is gone, 0 while its
+    /// threads are still ending.
+    ///
+    /// Errors: only the handle checks of `a0` (`AddressSpace`, `CONTROL`); nothing changes on
+    /// failure.
+    SpaceKill = 32,
 }
 
 /// What a thread is doing (the value [`Syscall::ThreadState`] returns). A thread in IPC is
@@ -341,7 +369,7 @@ impl TestStatus {
 
 impl Syscall {
     /// Every system call, in numeric order.
-    pub const ALL: [Syscall; 31] = [
+    pub const ALL: [Syscall; 32] = [
         Syscall::Null,
         Syscall::DebugWrite,
         Syscall::Yield,
@@ -373,6 +401,7 @@ impl Syscall {
         Syscall::ClockNanos,
         Syscall::ThreadState,
         Syscall::SetExceptionHandler,
+        Syscall::SpaceKill,
     ];
 
     /// Decodes the number register; `None` (the kernel answers
@@ -427,6 +456,7 @@ impl Syscall {
             Self::ClockNanos => "ClockNanos",
             Self::ThreadState => "ThreadState",
             Self::SetExceptionHandler => "SetExceptionHandler",
+            Self::SpaceKill => "SpaceKill",
         }
     }
 }

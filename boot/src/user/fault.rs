@@ -157,11 +157,11 @@ fn kill_process(me: ThreadId, fault: &UserFault, why: &str) -> ! {
     // `exit_current` below, so a value still in scope there would never be dropped (a heap leak
     // per fatal fault, found by the end-of-boot heap census).
     {
-        let (name, threads) = {
+        let name = {
             let kernel = kernel();
             match process_of(me).and_then(|p| kernel.process(p.id).ok()) {
-                Some(entry) => (entry.name.clone(), entry.threads.clone()),
-                None => (alloc::string::String::from("?"), alloc::vec::Vec::new()),
+                Some(entry) => entry.name.clone(),
+                None => alloc::string::String::from("?"),
             }
         };
         let space = process_of(me).map_or(0, |p| p.id.as_u64());
@@ -177,10 +177,8 @@ fn kill_process(me: ThreadId, fault: &UserFault, why: &str) -> ! {
             fault.pc,
             fault.detail
         );
-        for thread in threads {
-            if thread != me {
-                ipc::kill_thread(thread);
-            }
+        if let Some(process) = process_of(me) {
+            ipc::kill_space(process.id, me);
         }
     }
     // The words (written on entry, by this thread) are the fault that kills it; released before

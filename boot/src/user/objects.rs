@@ -39,6 +39,9 @@ pub struct Process {
     pub id: AddressSpaceId,
     /// Where its faults other than page faults go (`SetExceptionHandler`). Under [`KERNEL`].
     exception: ExceptionHandler,
+    /// It is being ended as a whole (`SpaceKill`, or the kill after a fault nobody resolved): no
+    /// thread may be added any more. Under [`KERNEL`], one way.
+    dying: AtomicBool,
 }
 
 /// An endpoint and the badge of the capability it was given with (`SetExceptionHandler`),
@@ -61,6 +64,7 @@ impl Process {
                 endpoint: AtomicU64::new(0),
                 badge: AtomicU64::new(0),
             },
+            dying: AtomicBool::new(false),
         }
     }
 
@@ -82,6 +86,16 @@ impl Process {
         handler.endpoint.store(endpoint, Ordering::Relaxed);
         handler.badge.store(badge, Ordering::Relaxed);
         handler.set.store(to.is_some(), Ordering::Relaxed);
+    }
+
+    /// Whether it is being ended as a whole (no thread may be added). Under the [`KERNEL`] lock.
+    pub fn dying(&self, _kernel: &Kernel) -> bool {
+        self.dying.load(Ordering::Relaxed)
+    }
+
+    /// Marks it as being ended as a whole, under the [`KERNEL`] lock. For good.
+    pub fn mark_dying(&self, _kernel: &Kernel) {
+        self.dying.store(true, Ordering::Relaxed);
     }
 }
 

@@ -4,8 +4,8 @@
 //! Owns the dispatch by number and the calls that are not message passing: the console and test
 //! report, capability management, object creation, memory mapping and threads (with
 //! `ThreadState`, which only reads the thread, IPC, fault and exit records) and where faults go
-//! (`SetPager`, `SetExceptionHandler`). IPC, notifications and the ends of threads
-//! (`ThreadKill`) are in `ipc.rs`, user buffers in `copy.rs`. It must never trust a register:
+//! (`SetPager`, `SetExceptionHandler`). IPC, notifications and the ends of threads (`ThreadKill`,
+//! `SpaceKill`) are in `ipc.rs`, user buffers in `copy.rs`. It must never trust a register:
 //! handles go through the capability table's checks, pointers through the user-copy path (which
 //! may ask the pager), every other value through a decoder that returns `InvalidArgument`. A
 //! failed call changes nothing.
@@ -116,6 +116,7 @@ fn dispatch(call: Syscall, frame: &mut UserFrame) -> Outcome {
         Syscall::ClockNanos => Outcome::Value(Machine::now_ns()),
         Syscall::ThreadState => thread_state(frame),
         Syscall::SetExceptionHandler => set_exception_handler(a(0), a(1)).into(),
+        Syscall::SpaceKill => ipc::space_kill(a(0)),
     }
 }
 
@@ -476,7 +477,12 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
     let (target, process) = {
         let kernel = kernel();
         let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
-        (target, kernel.process(target)?.process.clone())
+        let process = &kernel.process(target)?.process;
+        if process.dying(&kernel) {
+            // Being ended as a whole (`SpaceKill`, a fatal fault): as good as gone.
+            return Err(Error::StaleCapability);
+        }
+        (target, process.clone())
     };
     if kernel().process(me)?.caps.free() == 0 {
         return Err(Error::TableFull);
@@ -490,6 +496,15 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
     )
     .map_err(|_| Error::OutOfMemory)?;
     let mut kernel = kernel();
+    let alive = kernel
+        .process(target)
+        .is_ok_and(|entry| !entry.process.dying(&kernel));
+    if !alive {
+        // The space was killed (or ended) while the thread was made: it never joins it.
+        drop(kernel);
+        ipc::discard_unregistered(thread);
+        return Err(Error::StaleCapability);
+    }
     ipc::register_thread(&mut kernel, target, thread);
     kernel
         .insert_cap(me, Capability::full(ObjectRef::Thread(thread)))

@@ -194,6 +194,8 @@ pub const fn role_name(role: u16) -> &'static str {
         REPORT_PROBE => "report_probe",
         FAULT_BREAKPOINT => "fault_breakpoint",
         USERCOPY_CLIENT => "usercopy_client",
+        SPACE_KILL_VICTIM => "space_kill_victim",
+        SPACE_KILL_SELF => "space_kill_self",
         _ => "unknown",
     }
 }
@@ -337,7 +339,7 @@ pub const FAULT_PRIVILEGED: u16 = 60;
 pub const FAULT_BREAKPOINT: u16 = 61;
 
 // ---------------------------------------------------------------------------------------------
-// Roles of the system-call fault tests. Numbered from 70, apart from the others.
+// Roles of the system-call fault and process-kill tests. Numbered from 70, apart from the others.
 
 /// System calls on demand-paged memory. Handles: `[endpoint (CALL)]`, the report endpoint (its
 /// pager is the same endpoint under another badge). First calls the endpoint with label
@@ -349,6 +351,27 @@ pub const FAULT_BREAKPOINT: u16 = 61;
 /// 0, [`EXIT_SYSCALL_FAILED`] if a call failed). The window at [`USERCOPY_WINDOW_VA`] is mapped by
 /// nobody but its pager.
 pub const USERCOPY_CLIENT: u16 = 70;
+/// A process whose threads wait everywhere a thread can wait, for `SpaceKill`. Handles:
+/// `[own address space (MAP, CONTROL), endpoint (RECEIVE), notification (RECEIVE), report
+/// endpoint (SEND, CALL)]`; its pager is set by the spawner. Makes, in its own space, the
+/// threads [`VICTIM_THREADS`] names (index order), each local thread with a stack of
+/// [`VICTIM_STACK_PAGES`] pages at [`VICTIM_STACKS_VA`] + index * [`VICTIM_STACK_STRIDE`]:
+/// a receiver (receives one call on the endpoint and keeps it unanswered, then receives
+/// again for ever), a waiter (waits on the notification for ever), a spinner (loops in user
+/// mode without system calls), a joiner (joins the spinner for ever), a faulter (reads
+/// [`VICTIM_FAULT_VA`], which nobody maps: its fault stays with the pager) and a thread created
+/// and never started. Then sends one message per thread to the report endpoint, label
+/// [`VICTIM_THREAD`], word 0 = the index, carrying a copy of the thread's capability (`CONTROL`,
+/// `GRANT`); then calls the report endpoint with label [`VICTIM_READY`], which is never answered.
+/// Every thread must be killed; a thread whose wait returns ends with [`EXIT_CHECK_FAILED`].
+pub const SPACE_KILL_VICTIM: u16 = 71;
+/// A process that kills itself. Handles: `[own address space (MAP, CONTROL), notification (RECEIVE),
+/// report endpoint (SEND)]`. Starts a waiter (as [`SPACE_KILL_VICTIM`]'s, stack at
+/// [`VICTIM_STACKS_VA`]), sends a copy of its capability to the report endpoint (label
+/// [`VICTIM_THREAD`], word 0 = 0), waits until the kernel reports the waiter `Waiting`, then
+/// calls `SpaceKill` on its own space, which must end it and its waiter. Exit
+/// [`EXIT_CHECK_FAILED`] if `SpaceKill` returns.
+pub const SPACE_KILL_SELF: u16 = 72;
 
 /// [`USERCOPY_CLIENT`]'s first call (word 0: the pc of its system-call instruction).
 pub const USERCOPY_PLAN: u32 = 0xC09A;
@@ -387,6 +410,40 @@ pub const USERCOPY_CASES: [(u64, u64); 7] = [
         USERCOPY_TEXT.len() as u64,
     ),
 ];
+
+/// The threads of [`SPACE_KILL_VICTIM`], by index.
+pub const VICTIM_THREADS: [&str; 6] = [
+    "receiver",
+    "waiter",
+    "spinner",
+    "joiner",
+    "faulter",
+    "never started",
+];
+/// Index of the receiver in [`VICTIM_THREADS`].
+pub const VICTIM_RECEIVER: u64 = 0;
+/// Index of the waiter.
+pub const VICTIM_WAITER: u64 = 1;
+/// Index of the spinner.
+pub const VICTIM_SPINNER: u64 = 2;
+/// Index of the joiner.
+pub const VICTIM_JOINER: u64 = 3;
+/// Index of the faulter.
+pub const VICTIM_FAULTER: u64 = 4;
+/// Index of the thread never started.
+pub const VICTIM_UNSTARTED: u64 = 5;
+/// Where the victims' local thread stacks lie (in their own spaces).
+pub const VICTIM_STACKS_VA: u64 = 0x0000_5500_0000_0000;
+/// Distance between two victim thread stacks (leaves an unmapped guard below each).
+pub const VICTIM_STACK_STRIDE: u64 = 1 << 20;
+/// Pages of each victim thread stack.
+pub const VICTIM_STACK_PAGES: usize = 4;
+/// What the victim's faulter reads: nobody maps it.
+pub const VICTIM_FAULT_VA: u64 = 0x0000_5600_0000_0000;
+/// The label of a victim's thread-capability message (word 0: index).
+pub const VICTIM_THREAD: u32 = 0x71C7;
+/// The label of [`SPACE_KILL_VICTIM`]'s last call (never answered).
+pub const VICTIM_READY: u32 = 0x71C8;
 
 /// What [`EXIT_WITH`] passes to `ThreadExit`, by index: boundary values of the low 32 bits, the
 /// low 32 bits of an error code, and values with bits above 32 (a joiner sees the low 32 bits

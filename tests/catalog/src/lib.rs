@@ -110,6 +110,7 @@ pub const TESTS: &[TestSpec] = &[
     init("thread_slot_dos"),
     init("usercopy_demand_fault"),
     init("exception_forwarding"),
+    init("space_kill_all"),
     after_init("user_resources"),
     after_init("init_exit"),
 ];

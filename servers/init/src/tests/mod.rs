@@ -20,6 +20,7 @@ mod ipc_many_clients;
 mod ipc_pingpong;
 mod ipc_timeout;
 mod notify;
+mod space_kill_all;
 mod syscall_bad_args;
 mod thread_exit_codes;
 mod thread_slot_dos;
@@ -83,7 +84,7 @@ impl Test {
 
 /// Every user test, in the test catalog's order (checked when this is compiled: a test added
 /// here and not to `tests/catalog`, or the other way round, does not build).
-pub const TESTS: [Test; 16] = [
+pub const TESTS: [Test; 17] = [
     Test::new("ipc_pingpong", ipc_pingpong::run),
     Test::new("ipc_cap_transfer", ipc_cap_transfer::run),
     Test::new("cap_errors", cap_errors::run),
@@ -100,6 +101,7 @@ pub const TESTS: [Test; 16] = [
     Test::new("thread_slot_dos", thread_slot_dos::run),
     Test::new("usercopy_demand_fault", usercopy_demand_fault::run),
     Test::new("exception_forwarding", exception_forwarding::run),
+    Test::new("space_kill_all", space_kill_all::run),
 ];
 
 const _: () = {
