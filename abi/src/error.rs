@@ -41,8 +41,9 @@ pub enum Error {
     /// An argument that is not an address is out of range or malformed: unknown flag bits,
     /// non-zero reserved bits, a message length above [`MSG_WORDS`](crate::MSG_WORDS), and so on.
     InvalidArgument = -5,
-    /// A pointer or address argument cannot be used: it lies outside user space, is not mapped,
-    /// lacks the access the call needs, or is misaligned where alignment is required.
+    /// A pointer or address argument cannot be used: it lies outside user space, is not mapped
+    /// (and the process's pager, asked, did not map it: see [`fault`](crate::fault)), lacks the
+    /// access the call needs, or is misaligned where alignment is required.
     BadAddress = -6,
     /// The kernel has no memory left for the object or mapping the call asked for.
     OutOfMemory = -7,

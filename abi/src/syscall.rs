@@ -10,9 +10,22 @@
 //! issued), [`StaleCapability`](crate::Error::StaleCapability), [`WrongType`](crate::Error::WrongType),
 //! [`InsufficientRights`](crate::Error::InsufficientRights). A handle whose capability is lent to a
 //! message in flight (see [`Syscall::Send`]) is [`Busy`](crate::Error::Busy). An unknown number is
-//! [`NoSuchSyscall`](crate::Error::NoSuchSyscall). A pointer argument that is not readable (or
-//! writable) user memory is [`BadAddress`](crate::Error::BadAddress). A call that fails has no
-//! effect unless its description says otherwise.
+//! [`NoSuchSyscall`](crate::Error::NoSuchSyscall). A call that fails has no effect unless its
+//! description says otherwise.
+//!
+//! Pointer arguments (the buffers of [`Syscall::DebugWrite`] and [`Syscall::TestReport`]) may
+//! point into memory a pager maps on demand. A buffer that does not lie wholly inside user space
+//! (`[USER_START, USER_END)` of [`crate::init`]: a kernel or non-canonical address, or a range
+//! that wraps) is [`BadAddress`](crate::Error::BadAddress) at once, and no pager hears of it.
+//! When the kernel's copy meets a page it cannot access, it asks the calling process's pager
+//! on the calling thread's behalf, exactly as for a page fault of that thread (the fault message
+//! of [`crate::fault`]: kind `Page`, the first address it could not access, the pc of the
+//! system-call instruction, `access::WRITE` for a buffer the kernel writes), and the thread reads
+//! [`Faulted`](ThreadStatus::Faulted) meanwhile; on `RESUME` it retries from that address. With
+//! no pager, a pager that answers anything else or is gone, or after
+//! [`SYSCALL_FAULT_ATTEMPTS`](crate::fault::SYSCALL_FAULT_ATTEMPTS) answers about the same page,
+//! the call fails with [`BadAddress`](crate::Error::BadAddress): the process is not killed (the
+//! call failed, not an instruction of the thread).
 
 /// Most bytes one [`Syscall::DebugWrite`] takes.
 pub const DEBUG_WRITE_MAX: usize = 4096;
@@ -30,7 +43,8 @@ pub enum Syscall {
     /// Writes bytes to the kernel console, for tests and early bring-up: `a0` pointer, `a1` length
     /// (at most [`DEBUG_WRITE_MAX`], else `InvalidArgument`). → the number of bytes written (all of
     /// them). Bytes are written as they are; lines are not interleaved with other writers' lines
-    /// only if each call writes whole lines.
+    /// only if each call writes whole lines. The buffer may be demand-paged (see the module
+    /// documentation); `BadAddress` if it cannot be read, and then nothing was written.
     DebugWrite = 2,
     /// Gives up the rest of the time slice to the next ready thread of the same priority (returns
     /// at once if there is none). → 0.
@@ -155,6 +169,8 @@ pub enum Syscall {
     /// entry point, `a2` initial stack pointer, `a3` a word the thread finds in its slot `a0`
     /// register. → a thread handle carrying every thread right. `BadAddress` if the entry point is
     /// not below [`USER_END`](crate::init::USER_END) or the stack pointer is above it;
+    /// `StaleCapability` if the space was killed ([`SpaceKill`](Self::SpaceKill), or the kill
+    /// after a fault nobody resolved), even while its last threads are still ending;
     /// `OutOfMemory`, `TableFull`.
     ThreadCreate = 23,
     /// Starts a thread made by [`ThreadCreate`](Self::ThreadCreate): `a0` thread (`CONTROL`). → 0.
@@ -174,15 +190,18 @@ pub enum Syscall {
     ThreadJoin = 26,
     /// Sets the pager of an address space: `a0` address space (`CONTROL`), `a1` endpoint (`SEND`
     /// and `CALL`), or [`CapHandle::NULL`](crate::CapHandle::NULL) for none. → 0. From then on a
-    /// fault of any thread in the space is a call on that endpoint (see [`crate::fault`]); with
-    /// no pager a faulting process is killed.
+    /// page fault of any thread in the space is a call on that endpoint (see [`crate::fault`]),
+    /// and so is any other fault while the space has no exception handler
+    /// ([`SetExceptionHandler`](Self::SetExceptionHandler)); a system call whose buffer faults
+    /// asks it too (see the module documentation). With no pager a faulting process is killed.
     SetPager = 27,
     /// Reports the result of a user test in the console protocol (`[test] NAME ok`,
     /// `[test] NAME FAILED reason` or `[test] NAME skipped reason`), counted in the kernel's
     /// closing `[done]` line: `a0`/`a1` name pointer and length (1..=64 bytes of `[a-z0-9_]`,
     /// else `InvalidArgument`), `a2` a [`TestStatus`], `a3`/`a4` reason pointer and length (at
     /// most 200 bytes, ignored when passed; a skip must say why: a reason of only spaces is
-    /// `InvalidArgument`). → 0. Only in a kernel built for testing (else
+    /// `InvalidArgument`). → 0. Both buffers may be demand-paged, as for
+    /// [`DebugWrite`](Self::DebugWrite). Only in a kernel built for testing (else
     /// `NoSuchSyscall`), and only from the initial process (init; any other gets
     /// `InsufficientRights`), for an init test of the test catalog that the boot's `test=`
     /// selects (else `InvalidArgument`), once per test (a second report is `Busy`). A refused
@@ -210,6 +229,47 @@ pub enum Syscall {
     /// kill) moves it. Never blocks, changes nothing. `Busy` if the thread kept changing state
     /// while the kernel assembled the answer (possible only with several CPUs).
     ThreadState = 30,
+    /// Sets the exception handler of an address space: `a0` address space (`CONTROL`), `a1`
+    /// endpoint (`SEND` and `CALL`), or [`CapHandle::NULL`](crate::CapHandle::NULL) for none.
+    /// → 0. The handler receives the faults of the space's threads that are not page faults
+    /// ([`FaultKind::UndefinedInstruction`](crate::fault::FaultKind::UndefinedInstruction) and
+    /// [`FaultKind::Other`](crate::fault::FaultKind::Other): general protection, alignment,
+    /// breakpoint, a privileged instruction), as a call with the fault message of
+    /// [`crate::fault`] and the badge of the capability given here; page faults still go to the
+    /// pager ([`SetPager`](Self::SetPager)). Without a handler those faults go to the pager, and
+    /// with neither the process is killed (the forwarding rule in [`crate::fault`]).
+    ///
+    /// Errors: the handle checks of `a0` (`AddressSpace`, `CONTROL`) and of `a1` unless it is
+    /// null (`Endpoint`, `SEND | CALL`); nothing changes on failure. The endpoint is named by
+    /// ID, like the pager: the kernel keeps no reference, so once the endpoint is gone (its
+    /// last capability deleted) a fault for the handler kills the process.
+    SetExceptionHandler = 31,
+    /// Ends every thread of an address space at once: `a0` address space (`CONTROL`). → 0
+    /// (when the caller's own thread is in that space: never returns, the caller ends too, as
+    /// killed).
+    ///
+    /// Every thread of the space ends as killed, whatever it is doing: running or ready,
+    /// blocked in IPC (withdrawn as by [`ThreadKill`](Self::ThreadKill): a queued message is not
+    /// delivered, callers waiting for its replies get `Killed`), waiting on a notification, in a
+    /// join, in a fault call to its pager or exception handler (the held call's reply token goes
+    /// stale: replying is `InvalidReply`), or created and never started. A thread other than
+    /// the caller ends the next time it gets a CPU, before it runs another user instruction: a
+    /// blocked one is woken for that, one never started is started. Threads of the space created
+    /// by any process are included, and none can be added from the call on: `ThreadCreate` in
+    /// the space is then `StaleCapability`. [`ThreadJoin`](Self::ThreadJoin) on any of them
+    /// returns `Killed` and [`ThreadState`](Self::ThreadState) reads
+    /// [`Killed`](ThreadStatus::Killed) with a zero fault.
+    ///
+    /// The space goes with its last thread, as when a process ends on its own: its capability
+    /// table is released (an endpoint it held the last capability to is destroyed, and callers
+    /// queued there get `Killed`), its memory unmapped, and every capability to it goes stale. A
+    /// space with no thread (created, never given one) goes at once. Calling it again, or on a
+    /// space already gone, is harmless: `StaleCapability` once the space is gone, 0 while its
+    /// threads are still ending.
+    ///
+    /// Errors: only the handle checks of `a0` (`AddressSpace`, `CONTROL`); nothing changes on
+    /// failure.
+    SpaceKill = 32,
 }
 
 /// What a thread is doing (the value [`Syscall::ThreadState`] returns). A thread in IPC is
@@ -309,7 +369,7 @@ impl TestStatus {
 
 impl Syscall {
     /// Every system call, in numeric order.
-    pub const ALL: [Syscall; 30] = [
+    pub const ALL: [Syscall; 32] = [
         Syscall::Null,
         Syscall::DebugWrite,
         Syscall::Yield,
@@ -340,6 +400,8 @@ impl Syscall {
         Syscall::TestReport,
         Syscall::ClockNanos,
         Syscall::ThreadState,
+        Syscall::SetExceptionHandler,
+        Syscall::SpaceKill,
     ];
 
     /// Decodes the number register; `None` (the kernel answers
@@ -393,6 +455,8 @@ impl Syscall {
             Self::TestReport => "TestReport",
             Self::ClockNanos => "ClockNanos",
             Self::ThreadState => "ThreadState",
+            Self::SetExceptionHandler => "SetExceptionHandler",
+            Self::SpaceKill => "SpaceKill",
         }
     }
 }

@@ -8,7 +8,7 @@ use crate::*;
 
 #[test]
 fn syscall_numbers_are_pinned() {
-    let pinned: [(Syscall, usize); 30] = [
+    let pinned: [(Syscall, usize); 32] = [
         (Syscall::Null, 1),
         (Syscall::DebugWrite, 2),
         (Syscall::Yield, 3),
@@ -39,6 +39,8 @@ fn syscall_numbers_are_pinned() {
         (Syscall::TestReport, 28),
         (Syscall::ClockNanos, 29),
         (Syscall::ThreadState, 30),
+        (Syscall::SetExceptionHandler, 31),
+        (Syscall::SpaceKill, 32),
     ];
     assert_eq!(pinned.len(), Syscall::ALL.len(), "pin every new syscall");
     for (syscall, number) in pinned {

@@ -266,6 +266,12 @@ pub trait UserMode {
     /// Bytes at the top of a user thread's kernel stack holding its frame.
     const USER_AREA_BYTES: u64;
 
+    /// Length of the system-call instruction: a frame saved by a system call resumes right
+    /// after it ([`UserRegisters::pc`]), so the instruction itself is this many bytes before
+    /// (`syscall` is 2 bytes, `svc #0` 4). The fault protocol reports that pc for a system call
+    /// whose user buffer faulted.
+    const SYSCALL_INSTRUCTION_BYTES: u64;
+
     /// Installs the system-call entry and turns on the FP/SIMD unit for user mode. `syscall`
     /// runs for every system call, `fault` for every user exception; both run on the thread's
     /// kernel stack with interrupts masked and may switch threads. Whatever they leave in the

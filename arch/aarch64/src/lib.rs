@@ -198,6 +198,8 @@ fn read_stack_word(addr: u64) -> Option<u64> {
 impl UserMode for Machine {
     type UserFrame = traps::TrapFrame;
     const USER_AREA_BYTES: u64 = traps::FRAME_SIZE as u64;
+    /// `svc #0`, like every A64 instruction, is 4 bytes.
+    const SYSCALL_INSTRUCTION_BYTES: u64 = 4;
 
     fn init_user_mode(
         syscall: fn(&mut Self::UserFrame),

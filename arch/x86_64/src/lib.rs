@@ -171,6 +171,8 @@ impl Platform for Machine {
 impl UserMode for Machine {
     type UserFrame = traps::TrapFrame;
     const USER_AREA_BYTES: u64 = traps::FRAME_BYTES;
+    /// `syscall` is `0f 05`.
+    const SYSCALL_INSTRUCTION_BYTES: u64 = 2;
 
     fn init_user_mode(
         syscall: fn(&mut Self::UserFrame),

@@ -1,21 +1,25 @@
 //! User faults: a page fault or other exception in user mode becomes a call to the process's
-//! pager, or the end of the process.
+//! pager or exception handler, or the end of the process.
 //!
-//! Owns the kernel's half of the fault protocol (`abi::fault`): the message, the wait for the
-//! pager's reply, and the kill with its one-line report when there is no pager, the pager fails
-//! or it answers anything but `RESUME`; and the record of each thread's last fault (the words of
-//! the fault message, kept in its control block), which `ThreadState` reports for a thread whose fault is with its pager or
-//! that its fault killed. It must never let a user fault reach the kernel's fatal trap path:
-//! whatever user space does, the kernel carries on.
+//! Owns the kernel's half of the fault protocol (`abi::fault`): the message, the forwarding rule
+//! (page faults to the pager; other faults to the exception handler, else the pager), the wait
+//! for the reply, and the kill with its one-line report when nobody receives the fault, the
+//! receiver fails or it answers anything but `RESUME`; the page faults of system calls' user
+//! copies ([`syscall_fault`]: the pager's answer decides only whether the copy is retried); and
+//! the record of each thread's last fault (the words of the fault message, kept in its control
+//! block), which `ThreadState` reports for a thread whose fault is with its pager or that its
+//! fault killed. It must never let a user fault reach the kernel's fatal trap path: whatever user
+//! space does, the kernel carries on.
 
 use super::ipc;
 use super::objects::kernel;
 use super::{UserFrame, process_of};
 use crate::sched;
 use crate::tcb::tcb;
-use abi::MessageInfo;
 use abi::fault::{FAULT_LABEL, FaultKind, RESUME, access};
+use abi::{Badge, MessageInfo};
 use core::sync::atomic::Ordering;
+use kernel_core::cap::EndpointId;
 use kernel_core::hal::UserFault;
 use kernel_core::ipc::Message;
 use kernel_core::thread::ThreadId;
@@ -55,28 +59,89 @@ pub fn fatal_fault_of(thread: ThreadId) -> Option<[u64; 4]> {
     })
 }
 
+/// Records `fault` as the calling thread's last fault (the words `ThreadState` reports).
+fn record(me: ThreadId, fault: &UserFault) {
+    // Release: see `ThreadState`'s read of an ended thread's records (`describe_thread`).
+    for (cell, word) in tcb(me).fault_words.iter().zip(message_words(fault)) {
+        cell.store(word, Ordering::Release);
+    }
+}
+
+/// Makes the fault call for `fault` on `endpoint` (with the badge of the capability it was set
+/// with) on the calling thread's behalf: the reply's label, `None` if no reply came. Called
+/// without any lock held.
+fn call_about(fault: &UserFault, (endpoint, badge): (EndpointId, Badge)) -> Option<u32> {
+    let info = MessageInfo::new(FAULT_LABEL, 4, false).expect("a valid fault info");
+    ipc::fault_call(
+        endpoint,
+        badge,
+        Message::new(info, message_words(fault), None),
+    )
+}
+
+/// A system call's copy of a user buffer stopped at `address` (a user address, checked by the
+/// caller), at the system-call instruction `pc`; `write`: the kernel was writing the buffer.
+/// Asks the calling process's pager as for a page fault of the thread; true when it answered
+/// `RESUME` (the copy is then retried). Nobody is killed either way: the system call fails.
+/// Called without any lock held.
+pub fn syscall_fault(address: u64, pc: u64, write: bool) -> bool {
+    let me = sched::current();
+    let Some(process) = process_of(me) else {
+        return false;
+    };
+    let mut bits = if write { access::WRITE } else { 0 };
+    if process
+        .space
+        .as_ref()
+        .is_some_and(|space| space.translate(address).is_some())
+    {
+        bits |= access::PRESENT;
+    }
+    let fault = UserFault {
+        kind: FaultKind::Page,
+        address,
+        access: bits,
+        pc,
+        detail: 0,
+    };
+    // The objects' lock is held for this statement only: never across the call below.
+    let pager = kernel().process(process.id).ok().and_then(|e| e.pager);
+    let Some(pager) = pager else {
+        return false;
+    };
+    record(me, &fault);
+    call_about(&fault, pager) == Some(RESUME)
+}
+
 /// The user-fault entry (registered with the arch crate).
 pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
     let me = sched::current();
     let Some(process) = process_of(me) else {
         panic!("a user fault on kernel thread {me}: {fault:?}");
     };
-    // Release: see `ThreadState`'s read of an ended thread's records (`describe_thread`).
-    for (cell, word) in tcb(me).fault_words.iter().zip(message_words(&fault)) {
-        cell.store(word, Ordering::Release);
-    }
-    let pager = kernel().process(process.id).ok().and_then(|e| e.pager);
-    let verdict = match pager {
-        None => Err("no pager"),
-        Some((endpoint, badge)) => {
-            let info = MessageInfo::new(FAULT_LABEL, 4, false).expect("a valid fault info");
-            let words = message_words(&fault);
-            match ipc::fault_call(endpoint, badge, Message::new(info, words, None)) {
-                Some(RESUME) => Ok(()),
-                Some(_) => Err("the pager refused the fault"),
-                None => Err("the pager did not answer"),
-            }
+    record(me, &fault);
+    // The forwarding rule of `abi::fault`. The objects' lock is held for this block only.
+    let receiver = {
+        let kernel = kernel();
+        let pager = kernel.process(process.id).ok().and_then(|e| e.pager);
+        match fault.kind {
+            FaultKind::Page => pager.map(|pager| (pager, "pager")),
+            _ => match process.exception_handler(&kernel) {
+                Some(handler) => Some((handler, "exception handler")),
+                None => pager.map(|pager| (pager, "pager")),
+            },
         }
+    };
+    let verdict = match receiver {
+        None if fault.kind == FaultKind::Page => Err("no pager"),
+        None => Err("no exception handler or pager"),
+        Some((endpoint, who)) => match call_about(&fault, endpoint) {
+            Some(RESUME) => Ok(()),
+            Some(_) if who == "pager" => Err("the pager refused the fault"),
+            Some(_) => Err("the exception handler refused the fault"),
+            None if who == "pager" => Err("the pager did not answer"),
+            None => Err("the exception handler did not answer"),
+        },
     };
     if sched::kill_requested() {
         ipc::exit_current(sched::KILLED_EXIT_CODE);
@@ -92,11 +157,11 @@ fn kill_process(me: ThreadId, fault: &UserFault, why: &str) -> ! {
     // `exit_current` below, so a value still in scope there would never be dropped (a heap leak
     // per fatal fault, found by the end-of-boot heap census).
     {
-        let (name, threads) = {
+        let name = {
             let kernel = kernel();
             match process_of(me).and_then(|p| kernel.process(p.id).ok()) {
-                Some(entry) => (entry.name.clone(), entry.threads.clone()),
-                None => (alloc::string::String::from("?"), alloc::vec::Vec::new()),
+                Some(entry) => entry.name.clone(),
+                None => alloc::string::String::from("?"),
             }
         };
         let space = process_of(me).map_or(0, |p| p.id.as_u64());
@@ -112,10 +177,8 @@ fn kill_process(me: ThreadId, fault: &UserFault, why: &str) -> ! {
             fault.pc,
             fault.detail
         );
-        for thread in threads {
-            if thread != me {
-                ipc::kill_thread(thread);
-            }
+        if let Some(process) = process_of(me) {
+            ipc::kill_space(process.id, me);
         }
     }
     // The words (written on entry, by this thread) are the fault that kills it; released before

@@ -7,7 +7,9 @@
 //! blocking with timeouts, and withdrawing a thread from everything when it ends or is killed.
 //! Whoever completes a blocked thread's operation writes its results into its saved registers and
 //! marks it done before waking it; a thread woken without that (timeout, kill) withdraws itself.
-//! It also keeps how each user thread ended (its exit code, for `ThreadState`).
+//! It also keeps how each user thread ended (its exit code, for `ThreadState`), and ends whole
+//! processes (`SpaceKill`, and the kill after an unresolved fault): every thread, whatever it
+//! waits on, with none added meanwhile.
 //! It must never hold the kernel objects' lock across a switch, and never leave a dead thread in
 //! a queue.
 
@@ -805,6 +807,74 @@ pub fn kill_thread(thread: ThreadId) {
     if start {
         sched::start_thread(thread);
     }
+}
+
+/// Disposes of user thread `thread`, just created and never registered with a process (its
+/// space was killed meanwhile): nothing names it, so it is ended (started only to end) and
+/// reclaimed as soon as it has.
+pub fn discard_unregistered(thread: ThreadId) {
+    tcb(thread).reset_operations();
+    kill_thread(thread);
+    sched::detach_user_thread(thread);
+}
+
+/// Ends every thread of process `space` but `spare` (the caller, which ends itself if it belongs
+/// there): marks the process dying first, so that no thread can join it meanwhile, then kills
+/// its threads one at a time until none is left unkilled (each kill may switch threads, and
+/// whatever ran meanwhile cannot have added one). A process with no thread at all goes at once.
+/// Each killed thread ends the next time it runs in the kernel (it is woken, or started if it
+/// never was); the process goes with the last.
+pub fn kill_space(space: AddressSpaceId, spare: ThreadId) {
+    let mut evicted = Evicted::new();
+    {
+        let mut kernel = kernel();
+        let Ok(entry) = kernel.process(space) else {
+            return;
+        };
+        entry.process.mark_dying(&kernel);
+        if entry.threads.is_empty() {
+            // Never given a thread: nothing will end it, so it goes now, as a process whose last
+            // thread ended.
+            if let Ok(entry) = kernel.process_mut(space) {
+                entry.started = true;
+            }
+            kernel.maybe_retire_process(space, &mut evicted);
+        }
+    }
+    wake_evicted(evicted);
+    loop {
+        let next = {
+            let kernel = kernel();
+            kernel.process(space).ok().and_then(|entry| {
+                entry.threads.iter().copied().find(|&thread| {
+                    thread != spare && !tcb(thread).kill_pending.load(Ordering::Acquire)
+                })
+            })
+        };
+        match next {
+            Some(thread) => kill_thread(thread),
+            None => break,
+        }
+    }
+}
+
+/// `SpaceKill`: ends every thread of the address space in slot `a0` (`CONTROL`), the caller's
+/// own last if it is one of them.
+pub fn space_kill(handle: u64) -> Outcome {
+    let me = sched::current();
+    let process = my_process();
+    let target = {
+        let kernel = kernel();
+        match super::syscall::lookup_space(&kernel, process, handle, Rights::CONTROL) {
+            Ok(target) => target,
+            Err(error) => return Outcome::Fail(error),
+        }
+    };
+    kill_space(target, me);
+    if target == process {
+        exit_current(sched::KILLED_EXIT_CODE);
+    }
+    Outcome::Value(0)
 }
 
 pub fn thread_kill(handle: u64) -> Outcome {

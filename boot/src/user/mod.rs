@@ -1,8 +1,9 @@
 //! User mode: processes, system calls, user faults and the first user programs.
 //!
 //! Owns the kernel's side of everything above it: the object tables (`objects`), the system-call
-//! layer (`syscall`, with IPC in `ipc`), what happens when a user thread faults (`fault`), the
-//! `user` stage's probe and loading `init` from the initrd (`loader`). Policy that can be
+//! layer (`syscall`, with IPC and the ends of threads and processes in `ipc`, user buffers in
+//! `copy`), what happens when a user thread faults (`fault`), the `user` stage's probe and
+//! loading `init` from the initrd (`loader`). Policy that can be
 //! host-tested lives in kernel-core (`cap`, `ipc`); this module is the glue that applies it to
 //! real threads and registers, and it must never panic because of what user space did: every
 //! argument is checked, every failure is an error code or, for a faulting process, a kill with a
@@ -11,6 +12,7 @@
 //! The kernel is not preemptible: system calls and user faults run with interrupts masked, on
 //! the thread's own kernel stack, and block or switch only through `sched`.
 
+mod copy;
 pub mod fault;
 mod ipc;
 pub mod loader;

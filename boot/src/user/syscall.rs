@@ -3,11 +3,14 @@
 //!
 //! Owns the dispatch by number and the calls that are not message passing: the console and test
 //! report, capability management, object creation, memory mapping and threads (with
-//! `ThreadState`, which only reads the thread, IPC, fault and exit records). IPC and
-//! notifications are in `ipc.rs`. It must never trust a register: handles go through the
-//! capability table's checks, pointers through the user-copy path, every other value through a
-//! decoder that returns `InvalidArgument`. A failed call changes nothing.
+//! `ThreadState`, which only reads the thread, IPC, fault and exit records) and where faults go
+//! (`SetPager`, `SetExceptionHandler`). IPC, notifications and the ends of threads (`ThreadKill`,
+//! `SpaceKill`) are in `ipc.rs`, user buffers in `copy.rs`. It must never trust a register:
+//! handles go through the capability table's checks, pointers through the user-copy path (which
+//! may ask the pager), every other value through a decoder that returns `InvalidArgument`. A
+//! failed call changes nothing.
 
+use super::copy::{SyscallSite, copy_in};
 use super::ipc;
 use super::objects::{Evicted, kernel};
 use super::{UserFrame, process_of, process_ref};
@@ -17,9 +20,8 @@ use crate::sched;
 use abi::init::{USER_END, USER_START};
 use abi::syscall::ThreadStatus;
 use abi::{CapHandle, Error, ObjectType, Rights, Syscall, Timeout};
-use alloc::vec;
 use kernel_core::cap::{Capability, ObjectRef};
-use kernel_core::hal::{Platform, UserRegisters};
+use kernel_core::hal::{Platform, UserMode, UserRegisters};
 use kernel_core::ipc::Blocked;
 use kernel_core::memory_map::FRAME_SIZE;
 use kernel_core::object::FrameRange;
@@ -73,9 +75,15 @@ pub fn on_syscall(frame: &mut UserFrame) {
 
 fn dispatch(call: Syscall, frame: &mut UserFrame) -> Outcome {
     let a = |i: usize| frame.slot(i);
+    // Where a copy of a user buffer that faults says the thread was (`abi::fault`).
+    let site = SyscallSite {
+        pc: frame
+            .pc()
+            .wrapping_sub(<Machine as UserMode>::SYSCALL_INSTRUCTION_BYTES),
+    };
     match call {
         Syscall::Null => Outcome::Value(0),
-        Syscall::DebugWrite => debug_write(a(0), a(1)).into(),
+        Syscall::DebugWrite => debug_write(site, a(0), a(1)).into(),
         Syscall::Yield => {
             sched::yield_now();
             Outcome::Value(0)
@@ -104,9 +112,11 @@ fn dispatch(call: Syscall, frame: &mut UserFrame) -> Outcome {
         Syscall::ThreadKill => ipc::thread_kill(a(0)),
         Syscall::ThreadJoin => ipc::thread_join(a(0), a(7)),
         Syscall::SetPager => set_pager(a(0), a(1)).into(),
-        Syscall::TestReport => test_report(a(0), a(1), a(2), a(3), a(4)).into(),
+        Syscall::TestReport => test_report(site, a(0), a(1), a(2), a(3), a(4)).into(),
         Syscall::ClockNanos => Outcome::Value(Machine::now_ns()),
         Syscall::ThreadState => thread_state(frame),
+        Syscall::SetExceptionHandler => set_exception_handler(a(0), a(1)).into(),
+        Syscall::SpaceKill => ipc::space_kill(a(0)),
     }
 }
 
@@ -117,18 +127,11 @@ pub fn my_process() -> kernel_core::cap::AddressSpaceId {
         .id
 }
 
-/// Copies `len` bytes from user memory, refusing a bad pointer with `BadAddress`.
-fn copy_in(ptr: u64, len: usize) -> Result<alloc::vec::Vec<u8>, Error> {
-    let mut buffer = vec![0u8; len];
-    Machine::copy_from_user(&mut buffer, ptr).map_err(|_| Error::BadAddress)?;
-    Ok(buffer)
-}
-
-fn debug_write(ptr: u64, len: u64) -> Result<u64, Error> {
+fn debug_write(site: SyscallSite, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > abi::syscall::DEBUG_WRITE_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
-    let bytes = copy_in(ptr, len as usize)?;
+    let bytes = copy_in(site, ptr, len as usize)?;
     let text = alloc::string::String::from_utf8_lossy(&bytes);
     let _ = core::fmt::Write::write_str(&mut crate::console::Console::new(), &text);
     Ok(len)
@@ -138,6 +141,7 @@ fn debug_write(ptr: u64, len: u64) -> Result<u64, Error> {
 /// it only from init, for a selected init test of the catalog, once.
 #[cfg(feature = "testing")]
 fn test_report(
+    site: SyscallSite,
     name_ptr: u64,
     name_len: u64,
     status: u64,
@@ -150,7 +154,7 @@ fn test_report(
     if name_len == 0 || name_len > TEST_NAME_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
-    let name = copy_in(name_ptr, name_len as usize)?;
+    let name = copy_in(site, name_ptr, name_len as usize)?;
     if !name
         .iter()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
@@ -163,7 +167,7 @@ fn test_report(
         if reason_len > TEST_REASON_MAX as u64 {
             return Err(Error::InvalidArgument);
         }
-        copy_in(reason_ptr, reason_len as usize)?
+        copy_in(site, reason_ptr, reason_len as usize)?
     };
     let name = core::str::from_utf8(&name).map_err(|_| Error::InvalidArgument)?;
     let reason = alloc::string::String::from_utf8_lossy(&reason).replace(['\n', '\r'], " ");
@@ -182,7 +186,7 @@ fn test_report(
 
 /// A kernel built without tests has no `TestReport`.
 #[cfg(not(feature = "testing"))]
-fn test_report(_: u64, _: u64, _: u64, _: u64, _: u64) -> Result<u64, Error> {
+fn test_report(_: SyscallSite, _: u64, _: u64, _: u64, _: u64, _: u64) -> Result<u64, Error> {
     Err(Error::NoSuchSyscall)
 }
 
@@ -473,7 +477,12 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
     let (target, process) = {
         let kernel = kernel();
         let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
-        (target, kernel.process(target)?.process.clone())
+        let process = &kernel.process(target)?.process;
+        if process.dying(&kernel) {
+            // Being ended as a whole (`SpaceKill`, a fatal fault): as good as gone.
+            return Err(Error::StaleCapability);
+        }
+        (target, process.clone())
     };
     if kernel().process(me)?.caps.free() == 0 {
         return Err(Error::TableFull);
@@ -487,6 +496,15 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
     )
     .map_err(|_| Error::OutOfMemory)?;
     let mut kernel = kernel();
+    let alive = kernel
+        .process(target)
+        .is_ok_and(|entry| !entry.process.dying(&kernel));
+    if !alive {
+        // The space was killed (or ended) while the thread was made: it never joins it.
+        drop(kernel);
+        ipc::discard_unregistered(thread);
+        return Err(Error::StaleCapability);
+    }
     ipc::register_thread(&mut kernel, target, thread);
     kernel
         .insert_cap(me, Capability::full(ObjectRef::Thread(thread)))
@@ -613,25 +631,47 @@ fn describe_in_state(
     Ok((status, none))
 }
 
+/// The endpoint a `SetPager` or `SetExceptionHandler` names in slot `a1`: `None` for a null
+/// handle, else an endpoint capability with `SEND` and `CALL`, and its badge.
+fn fault_endpoint(
+    kernel: &super::objects::Kernel,
+    me: kernel_core::cap::AddressSpaceId,
+    endpoint: u64,
+) -> Result<Option<(kernel_core::cap::EndpointId, abi::Badge)>, Error> {
+    if CapHandle::from_raw(endpoint).is_null() {
+        return Ok(None);
+    }
+    let cap = kernel.cap(
+        me,
+        endpoint,
+        ObjectType::Endpoint,
+        Rights::SEND | Rights::CALL,
+    )?;
+    let ObjectRef::Endpoint(id) = cap.object() else {
+        return Err(Error::WrongType);
+    };
+    Ok(Some((id, cap.badge())))
+}
+
 fn set_pager(space: u64, endpoint: u64) -> Result<u64, Error> {
     let me = my_process();
     let mut kernel = kernel();
     let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
-    let pager = if CapHandle::from_raw(endpoint).is_null() {
-        None
-    } else {
-        let cap = kernel.cap(
-            me,
-            endpoint,
-            ObjectType::Endpoint,
-            Rights::SEND | Rights::CALL,
-        )?;
-        let ObjectRef::Endpoint(id) = cap.object() else {
-            return Err(Error::WrongType);
-        };
-        Some((id, cap.badge()))
-    };
+    let pager = fault_endpoint(&kernel, me, endpoint)?;
     kernel.process_mut(target)?.pager = pager;
+    Ok(0)
+}
+
+/// `SetExceptionHandler`: where the space's faults other than page faults go (`abi::fault`).
+fn set_exception_handler(space: u64, endpoint: u64) -> Result<u64, Error> {
+    let me = my_process();
+    let kernel = kernel();
+    let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
+    let handler = fault_endpoint(&kernel, me, endpoint)?;
+    kernel
+        .process(target)?
+        .process
+        .set_exception_handler(&kernel, handler);
     Ok(0)
 }
 

@@ -41,9 +41,32 @@ pub fn spawn_utest(
     param: u64,
     grants: &[(CapHandle, Rights)],
 ) -> Result<Spawned, Reason> {
+    spawn_with(env, role, param, None, grants)
+}
+
+/// [`spawn_utest`] for a role whose first handle is its own address space: a capability to it
+/// with `own_rights` comes first in the bootstrap page, then `grants`.
+pub fn spawn_utest_owning(
+    env: &Env,
+    role: u16,
+    param: u64,
+    own_rights: Rights,
+    grants: &[(CapHandle, Rights)],
+) -> Result<Spawned, Reason> {
+    spawn_with(env, role, param, Some(own_rights), grants)
+}
+
+fn spawn_with(
+    env: &Env,
+    role: u16,
+    param: u64,
+    own_rights: Option<Rights>,
+    grants: &[(CapHandle, Rights)],
+) -> Result<Spawned, Reason> {
     let name = role_name(role);
-    if grants.len() > BOOTSTRAP_MAX_HANDLES {
-        fail!("spawn {name}: {} grants is too many", grants.len());
+    let count = grants.len() + usize::from(own_rights.is_some());
+    if count > BOOTSTRAP_MAX_HANDLES {
+        fail!("spawn {name}: {count} grants is too many");
     }
     let child = match spawn(env.initrd, "utest", env.own_space, roles::arg(role, param)) {
         Ok(child) => child,
@@ -54,14 +77,15 @@ pub fn spawn_utest(
         role,
         started: false,
     };
+    let own = own_rights.map(|rights| (child.space, rights));
     let mut handles = [CapHandle::NULL; BOOTSTRAP_MAX_HANDLES];
-    for (i, &(cap, rights)) in grants.iter().enumerate() {
+    for (i, &(cap, rights)) in own.iter().chain(grants).enumerate() {
         handles[i] = match cap_grant(cap, child.space, rights) {
             Ok(handle) => handle,
             Err(error) => fail!("cap_grant #{i} ({rights:?}) to {name}: {error}"),
         };
     }
-    if let Err(error) = child.write_bootstrap(env.own_space, &handles[..grants.len()]) {
+    if let Err(error) = child.write_bootstrap(env.own_space, &handles[..count]) {
         fail!("bootstrap page of {name}: {error}");
     }
     Ok(spawned)

@@ -36,10 +36,14 @@ pub const CAP_RETURN_STACKS: u64 = window(8);
 pub const BENCH_TURNS: u64 = window(9);
 /// `ipc_many_clients`: the stacks of its local threads.
 pub const MANY_CLIENTS_STACKS: u64 = window(10);
+/// `usercopy_demand_fault`: the scratch page its pager fills.
+pub const USERCOPY_SCRATCH: u64 = window(11);
+/// `space_kill_all`: the stack of its caller thread.
+pub const SPACE_KILL_STACK: u64 = window(12);
 
 const _: () = {
     assert!(window(0) == rt::process::SCRATCH_VA);
     assert!(rt::process::SCRATCH_BYTES <= WINDOW_BYTES);
     // The last window ends below the spawn stack top, the highest thing init maps.
-    assert!(window(11) <= rt::process::STACK_TOP);
+    assert!(window(13) <= rt::process::STACK_TOP);
 };

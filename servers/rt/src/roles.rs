@@ -192,6 +192,10 @@ pub const fn role_name(role: u16) -> &'static str {
         HOLDING_SERVER => "holding_server",
         RECORDER => "recorder",
         REPORT_PROBE => "report_probe",
+        FAULT_BREAKPOINT => "fault_breakpoint",
+        USERCOPY_CLIENT => "usercopy_client",
+        SPACE_KILL_VICTIM => "space_kill_victim",
+        SPACE_KILL_SELF => "space_kill_self",
         _ => "unknown",
     }
 }
@@ -327,6 +331,119 @@ pub const REPORT_PROBE: u16 = 45;
 /// `msr daifset, #0xf` on AArch64: trapped at EL0 while `SCTLR_EL1.UMA` is 0). Handles and plan:
 /// as [`FAULT_NULL`]. Must be killed.
 pub const FAULT_PRIVILEGED: u16 = 60;
+
+/// Executes a breakpoint (`int3` on x86_64, which from ring 3 is a general-protection fault
+/// because the kernel's breakpoint gate is not open to user mode; `brk #0` on AArch64). Handles
+/// and plan: as [`FAULT_NULL`]. Resumed (the exception handler answers `RESUME` without changing
+/// anything), it executes the breakpoint again; it must be killed in the end.
+pub const FAULT_BREAKPOINT: u16 = 61;
+
+// ---------------------------------------------------------------------------------------------
+// Roles of the system-call fault and process-kill tests. Numbered from 70, apart from the others.
+
+/// System calls on demand-paged memory. Handles: `[endpoint (CALL)]`, the report endpoint (its
+/// pager is the same endpoint under another badge). First calls the endpoint with label
+/// [`USERCOPY_PLAN`] and word 0 = the address of the `syscall` / `svc #0` instruction its
+/// `DebugWrite`s are made with; then, each time that call (or the previous report) is answered,
+/// makes the next `DebugWrite(ptr, len)` of [`USERCOPY_CASES`] and calls the endpoint with label
+/// [`USERCOPY_RESULT`] and words `[case index, raw result register]`. After the last report is
+/// answered it exits 0 ([`EXIT_CHECK_FAILED`] if a report was answered with a label other than
+/// 0, [`EXIT_SYSCALL_FAILED`] if a call failed). The window at [`USERCOPY_WINDOW_VA`] is mapped by
+/// nobody but its pager.
+pub const USERCOPY_CLIENT: u16 = 70;
+/// A process whose threads wait everywhere a thread can wait, for `SpaceKill`. Handles:
+/// `[own address space (MAP, CONTROL), endpoint (RECEIVE), notification (RECEIVE), report
+/// endpoint (SEND, CALL)]`; its pager is set by the spawner. Makes, in its own space, the
+/// threads [`VICTIM_THREADS`] names (index order), each local thread with a stack of
+/// [`VICTIM_STACK_PAGES`] pages at [`VICTIM_STACKS_VA`] + index * [`VICTIM_STACK_STRIDE`]:
+/// a receiver (receives one call on the endpoint and keeps it unanswered, then receives
+/// again for ever), a waiter (waits on the notification for ever), a spinner (loops in user
+/// mode without system calls), a joiner (joins the spinner for ever), a faulter (reads
+/// [`VICTIM_FAULT_VA`], which nobody maps: its fault stays with the pager) and a thread created
+/// and never started. Then sends one message per thread to the report endpoint, label
+/// [`VICTIM_THREAD`], word 0 = the index, carrying a copy of the thread's capability (`CONTROL`,
+/// `GRANT`); then calls the report endpoint with label [`VICTIM_READY`], which is never answered.
+/// Every thread must be killed; a thread whose wait returns ends with [`EXIT_CHECK_FAILED`].
+pub const SPACE_KILL_VICTIM: u16 = 71;
+/// A process that kills itself. Handles: `[own address space (MAP, CONTROL), notification (RECEIVE),
+/// report endpoint (SEND)]`. Starts a waiter (as [`SPACE_KILL_VICTIM`]'s, stack at
+/// [`VICTIM_STACKS_VA`]), sends a copy of its capability to the report endpoint (label
+/// [`VICTIM_THREAD`], word 0 = 0), waits until the kernel reports the waiter `Waiting`, then
+/// calls `SpaceKill` on its own space, which must end it and its waiter. Exit
+/// [`EXIT_CHECK_FAILED`] if `SpaceKill` returns.
+pub const SPACE_KILL_SELF: u16 = 72;
+
+/// [`USERCOPY_CLIENT`]'s first call (word 0: the pc of its system-call instruction).
+pub const USERCOPY_PLAN: u32 = 0xC09A;
+/// [`USERCOPY_CLIENT`]'s report of one case (words: case index, raw result).
+pub const USERCOPY_RESULT: u32 = 0xC09B;
+/// Where [`USERCOPY_CLIENT`]'s buffers lie: pages nobody but its pager maps.
+pub const USERCOPY_WINDOW_VA: u64 = 0x0000_5400_0000_0000;
+/// The bytes of [`USERCOPY_CLIENT`]'s first case, which its pager puts into the first two pages
+/// of the window, split across the page boundary: the kernel prints them, and the boot log must
+/// show them whole.
+pub const USERCOPY_TEXT: &[u8] =
+    b"usercopy_demand_fault: this line was paged in on demand, across two pages\n";
+/// How many bytes of [`USERCOPY_TEXT`] lie on the window's first page (at its end).
+pub const USERCOPY_SPLIT: u64 = 40;
+/// [`USERCOPY_CLIENT`]'s `DebugWrite`s, in order: `(pointer, length)`. The spawner's test knows
+/// what each must do (`servers/init/src/tests/usercopy_demand_fault.rs`).
+pub const USERCOPY_CASES: [(u64, u64); 7] = [
+    // Across the boundary of pages 0 and 1: two faults, then the text.
+    (
+        USERCOPY_WINDOW_VA + crate::process::PAGE_SIZE - USERCOPY_SPLIT,
+        USERCOPY_TEXT.len() as u64,
+    ),
+    // Page 2, which the pager never maps (it answers RESUME all the same).
+    (USERCOPY_WINDOW_VA + 2 * crate::process::PAGE_SIZE + 8, 16),
+    // Page 3, which the pager refuses.
+    (USERCOPY_WINDOW_VA + 3 * crate::process::PAGE_SIZE, 16),
+    // A kernel address.
+    (KERNEL_PROBE_VA, 16),
+    // A range that runs past the end of user space.
+    (abi::init::USER_END - 8, 16),
+    // Page 4, with no pager at all.
+    (USERCOPY_WINDOW_VA + 4 * crate::process::PAGE_SIZE, 16),
+    // The first case again: mapped by now.
+    (
+        USERCOPY_WINDOW_VA + crate::process::PAGE_SIZE - USERCOPY_SPLIT,
+        USERCOPY_TEXT.len() as u64,
+    ),
+];
+
+/// The threads of [`SPACE_KILL_VICTIM`], by index.
+pub const VICTIM_THREADS: [&str; 6] = [
+    "receiver",
+    "waiter",
+    "spinner",
+    "joiner",
+    "faulter",
+    "never started",
+];
+/// Index of the receiver in [`VICTIM_THREADS`].
+pub const VICTIM_RECEIVER: u64 = 0;
+/// Index of the waiter.
+pub const VICTIM_WAITER: u64 = 1;
+/// Index of the spinner.
+pub const VICTIM_SPINNER: u64 = 2;
+/// Index of the joiner.
+pub const VICTIM_JOINER: u64 = 3;
+/// Index of the faulter.
+pub const VICTIM_FAULTER: u64 = 4;
+/// Index of the thread never started.
+pub const VICTIM_UNSTARTED: u64 = 5;
+/// Where the victims' local thread stacks lie (in their own spaces).
+pub const VICTIM_STACKS_VA: u64 = 0x0000_5500_0000_0000;
+/// Distance between two victim thread stacks (leaves an unmapped guard below each).
+pub const VICTIM_STACK_STRIDE: u64 = 1 << 20;
+/// Pages of each victim thread stack.
+pub const VICTIM_STACK_PAGES: usize = 4;
+/// What the victim's faulter reads: nobody maps it.
+pub const VICTIM_FAULT_VA: u64 = 0x0000_5600_0000_0000;
+/// The label of a victim's thread-capability message (word 0: index).
+pub const VICTIM_THREAD: u32 = 0x71C7;
+/// The label of [`SPACE_KILL_VICTIM`]'s last call (never answered).
+pub const VICTIM_READY: u32 = 0x71C8;
 
 /// What [`EXIT_WITH`] passes to `ThreadExit`, by index: boundary values of the low 32 bits, the
 /// low 32 bits of an error code, and values with bits above 32 (a joiner sees the low 32 bits

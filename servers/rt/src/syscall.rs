@@ -138,8 +138,8 @@ fn value_call(call: Syscall, args: [u64; SLOTS]) -> (Result<usize>, [u64; SLOTS]
         call.name()
     );
     // Only used for calls whose arguments are handles, numbers and bit sets (checked above in
-    // debug builds). ThreadKill of the caller itself ends it like a panic would: nothing runs
-    // afterwards that could observe a dangling borrow.
+    // debug builds). ThreadKill of the caller itself (or SpaceKill of its own space) ends it like
+    // a panic would: nothing runs afterwards that could observe a dangling borrow.
     // SAFETY: none of these calls can unmap, overwrite or free this program's memory or start code.
     let (raw, slots) = unsafe { syscall(call.into_raw(), args) };
     (result_from_raw(raw as usize), slots)
@@ -658,6 +658,22 @@ pub fn set_pager(space: CapHandle, endpoint: CapHandle) -> Result<()> {
     let mut args = args1(space.into_raw());
     args[1] = endpoint.into_raw();
     unit(value_call(Syscall::SetPager, args).0)
+}
+
+/// `SetExceptionHandler`: makes `endpoint` (`SEND` and `CALL`; `NULL` for none) the exception
+/// handler of `space` (`CONTROL`): it receives the space's faults other than page faults (see
+/// [`abi::fault`]).
+pub fn set_exception_handler(space: CapHandle, endpoint: CapHandle) -> Result<()> {
+    let mut args = args1(space.into_raw());
+    args[1] = endpoint.into_raw();
+    unit(value_call(Syscall::SetExceptionHandler, args).0)
+}
+
+/// `SpaceKill`: ends every thread of `space` (`CONTROL`); the space goes with its last thread
+/// (at once if it has none). If `space` is the caller's own, the caller ends too and this never
+/// returns.
+pub fn space_kill(space: CapHandle) -> Result<()> {
+    unit(value_call(Syscall::SpaceKill, args1(space.into_raw())).0)
 }
 
 // ---------------------------------------------------------------------------------------------

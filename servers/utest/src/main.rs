@@ -32,7 +32,8 @@ fn main(arg: u64) -> i64 {
         | roles::FAULT_WRITE_RO
         | roles::FAULT_KERNEL
         | roles::FAULT_UNDEFINED
-        | roles::FAULT_PRIVILEGED => fault(role),
+        | roles::FAULT_PRIVILEGED
+        | roles::FAULT_BREAKPOINT => fault(role),
         roles::PAGER_CLIENT => pager_client(role),
         roles::FP_WORKER => fp_worker(role, param),
         roles::YIELD_PARTNER => yield_partner(param),
@@ -43,6 +44,9 @@ fn main(arg: u64) -> i64 {
         roles::HOLDING_SERVER => holding_server(role, param),
         roles::RECORDER => recorder(role),
         roles::REPORT_PROBE => report_probe(),
+        roles::USERCOPY_CLIENT => usercopy_client(role),
+        roles::SPACE_KILL_VICTIM => space_kill_victim(role),
+        roles::SPACE_KILL_SELF => space_kill_self(role),
         _ => {
             println!("utest: unknown role {role} (argument {arg:#x})");
             roles::EXIT_UNKNOWN_ROLE
@@ -208,6 +212,25 @@ core::arch::global_asm!(
     "utest_privileged:",
     "    hlt",
     "    ret",
+    ".global utest_breakpoint",
+    "utest_breakpoint:",
+    "    int3",
+    "    ret",
+    // DebugWrite(rdi, rsi) with the `syscall` at a symbol of its own. r12..r14 are slots the
+    // kernel may write (abi::regs) but callee-saved here, so they are kept.
+    ".global utest_debug_write",
+    "utest_debug_write:",
+    "    push r12",
+    "    push r13",
+    "    push r14",
+    "    mov eax, 2",
+    ".global utest_debug_write_syscall",
+    "utest_debug_write_syscall:",
+    "    syscall",
+    "    pop r14",
+    "    pop r13",
+    "    pop r12",
+    "    ret",
 );
 #[cfg(target_arch = "aarch64")]
 core::arch::global_asm!(
@@ -232,6 +255,19 @@ core::arch::global_asm!(
     "utest_privileged:",
     "    msr daifset, #0xf",
     "    ret",
+    ".global utest_breakpoint",
+    "utest_breakpoint:",
+    "    brk #0",
+    "    ret",
+    // DebugWrite(x0, x1) with the `svc #0` at a symbol of its own; the result comes back in x0.
+    // Every slot register the kernel may write (x0..x7, x9) is caller-saved here.
+    ".global utest_debug_write",
+    "utest_debug_write:",
+    "    mov x8, #2",
+    ".global utest_debug_write_syscall",
+    "utest_debug_write_syscall:",
+    "    svc #0",
+    "    ret",
 );
 
 unsafe extern "C" {
@@ -245,6 +281,12 @@ unsafe extern "C" {
     fn utest_undefined();
     /// Executes a privileged instruction (first instruction).
     fn utest_privileged();
+    /// Executes a breakpoint (first instruction).
+    fn utest_breakpoint();
+    /// `DebugWrite(ptr, len)`; returns the raw result register.
+    fn utest_debug_write(ptr: u64, len: u64) -> u64;
+    /// The system-call instruction of [`utest_debug_write`] (only its address is used).
+    fn utest_debug_write_syscall();
 }
 
 /// `FAULT_*`: tells the spawner which instruction will fault and on what address, then makes the
@@ -261,6 +303,7 @@ fn fault(role: u16) -> i64 {
         roles::FAULT_KERNEL => (utest_load as *const () as u64, roles::KERNEL_PROBE_VA),
         roles::FAULT_WRITE_RO => (utest_store_byte as *const () as u64, text),
         roles::FAULT_UNDEFINED => (utest_undefined as *const () as u64, 0),
+        roles::FAULT_BREAKPOINT => (utest_breakpoint as *const () as u64, 0),
         _ => (utest_privileged as *const () as u64, 0),
     };
     let plan = Message::new(roles::FAULT_PLAN, [pc, address, 0, 0]);
@@ -283,6 +326,8 @@ fn fault(role: u16) -> i64 {
         }
         // SAFETY: `ud2` / `udf` touch no memory.
         roles::FAULT_UNDEFINED => unsafe { utest_undefined() },
+        // SAFETY: `int3` / `brk` touch no memory.
+        roles::FAULT_BREAKPOINT => unsafe { utest_breakpoint() },
         // SAFETY: `hlt` / `msr daifset` touch no memory.
         _ => unsafe { utest_privileged() },
     }
@@ -615,4 +660,202 @@ fn report_probe() -> i64 {
         Ok(()) => roles::REPORT_PROBE_ACCEPTED,
         Err(error) => error.into_raw() as i64,
     }
+}
+
+/// `USERCOPY_CLIENT`: makes the `DebugWrite`s of [`roles::USERCOPY_CASES`] one by one, each
+/// after its spawner answered the previous call, and reports each raw result.
+fn usercopy_client(role: u16) -> i64 {
+    let report = match handle(role, 0) {
+        Ok(report) => report,
+        Err(code) => return code,
+    };
+    let plan = Message::new(
+        roles::USERCOPY_PLAN,
+        [utest_debug_write_syscall as *const () as u64, 0, 0, 0],
+    );
+    let mut answer = rt::syscall::call(report, &plan, Timeout::FOREVER);
+    for (index, &(ptr, len)) in roles::USERCOPY_CASES.iter().enumerate() {
+        match answer {
+            Ok(go) if go.label() == 0 => {}
+            Ok(go) => {
+                println!(
+                    "utest[usercopy_client]: told {:#x} before case {index}",
+                    go.label()
+                );
+                return roles::EXIT_CHECK_FAILED;
+            }
+            Err(error) => return syscall_failed(role, "report call", error),
+        }
+        // SAFETY: DebugWrite only reads `len` bytes at `ptr` (never writes this program's
+        // memory); the cases point at memory nothing in this program uses, or at none at all.
+        let raw = unsafe { utest_debug_write(ptr, len) };
+        let result = Message::new(roles::USERCOPY_RESULT, [index as u64, raw, 0, 0]);
+        answer = rt::syscall::call(report, &result, Timeout::FOREVER);
+    }
+    match answer {
+        Ok(go) if go.label() == 0 => 0,
+        Ok(_) => roles::EXIT_CHECK_FAILED,
+        Err(error) => syscall_failed(role, "last report call", error),
+    }
+}
+
+/// A victim's receiver: takes one call and keeps it unanswered, then receives for ever.
+fn victim_receiver(endpoint: u64) -> i64 {
+    let endpoint = CapHandle::from_raw(endpoint);
+    // The reply token is dropped on purpose: the caller waits until this thread dies.
+    if recv(endpoint, Timeout::FOREVER).is_err() {
+        return roles::EXIT_SYSCALL_FAILED;
+    }
+    let _ = recv(endpoint, Timeout::FOREVER);
+    roles::EXIT_CHECK_FAILED
+}
+
+/// A victim's waiter: waits on the notification for ever.
+fn victim_waiter(notification: u64) -> i64 {
+    let _ = rt::syscall::wait(CapHandle::from_raw(notification), Timeout::FOREVER);
+    roles::EXIT_CHECK_FAILED
+}
+
+/// A victim's spinner: runs in user mode for ever, never entering the kernel itself.
+fn victim_spinner(_: u64) -> i64 {
+    let mut turns = 0u64;
+    loop {
+        turns = core::hint::black_box(turns.wrapping_add(1));
+        core::hint::spin_loop();
+    }
+}
+
+/// A victim's joiner: joins the spinner for ever.
+fn victim_joiner(spinner: u64) -> i64 {
+    let _ = rt::syscall::thread_join(CapHandle::from_raw(spinner), Timeout::FOREVER);
+    roles::EXIT_CHECK_FAILED
+}
+
+/// A victim's faulter: reads a page nobody maps (its pager holds the fault).
+fn victim_faulter(_: u64) -> i64 {
+    let ptr = core::ptr::with_exposed_provenance::<u64>(roles::VICTIM_FAULT_VA as usize);
+    // SAFETY: nothing in this program lives at VICTIM_FAULT_VA; the read faults to the pager,
+    // which never answers (rt::roles::SPACE_KILL_VICTIM), and the value would be discarded.
+    let _ = unsafe { ptr.read_volatile() };
+    roles::EXIT_CHECK_FAILED
+}
+
+/// Where a victim's never-started thread would begin: it never does (only the kernel's kill
+/// ever starts it, and that ends it before user mode).
+extern "C" fn victim_never_runs() -> ! {
+    rt::syscall::thread_exit(roles::EXIT_CHECK_FAILED)
+}
+
+/// Starts local thread `index` of a victim running `main(arg)`; its handle.
+fn victim_thread(
+    own_space: CapHandle,
+    index: u64,
+    main: fn(u64) -> i64,
+    arg: u64,
+) -> Result<CapHandle, rt::syscall::StepError> {
+    let stack = roles::VICTIM_STACKS_VA + index * roles::VICTIM_STACK_STRIDE;
+    rt::thread::spawn_local(own_space, stack, roles::VICTIM_STACK_PAGES, main, arg)
+        .map(|local| local.thread)
+}
+
+/// Sends a copy of `thread` (`CONTROL`, `GRANT`) to `report`, labelled with its index.
+fn send_thread(report: CapHandle, index: u64, thread: CapHandle) -> Result<(), abi::Error> {
+    let copy = rt::syscall::cap_copy(thread, Rights::CONTROL | Rights::GRANT, 0)?;
+    let msg = Message::new(roles::VICTIM_THREAD, [index, 0, 0, 0]).with_cap(copy);
+    send(report, &msg, Timeout::FOREVER).inspect_err(|_| {
+        let _ = cap_delete(copy);
+    })
+}
+
+/// `SPACE_KILL_VICTIM`: threads blocked everywhere, then a call that is never answered.
+fn space_kill_victim(role: u16) -> i64 {
+    let handles = (
+        handle(role, 0),
+        handle(role, 1),
+        handle(role, 2),
+        handle(role, 3),
+    );
+    let (own_space, endpoint, notification, report) = match handles {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        (Err(code), ..) | (_, Err(code), ..) | (_, _, Err(code), _) | (.., Err(code)) => {
+            return code;
+        }
+    };
+    let mut threads = [CapHandle::NULL; roles::VICTIM_THREADS.len()];
+    let spawned = (|| {
+        threads[roles::VICTIM_RECEIVER as usize] = victim_thread(
+            own_space,
+            roles::VICTIM_RECEIVER,
+            victim_receiver,
+            endpoint.into_raw(),
+        )?;
+        threads[roles::VICTIM_WAITER as usize] = victim_thread(
+            own_space,
+            roles::VICTIM_WAITER,
+            victim_waiter,
+            notification.into_raw(),
+        )?;
+        let spinner = victim_thread(own_space, roles::VICTIM_SPINNER, victim_spinner, 0)?;
+        threads[roles::VICTIM_SPINNER as usize] = spinner;
+        threads[roles::VICTIM_JOINER as usize] = victim_thread(
+            own_space,
+            roles::VICTIM_JOINER,
+            victim_joiner,
+            spinner.into_raw(),
+        )?;
+        threads[roles::VICTIM_FAULTER as usize] =
+            victim_thread(own_space, roles::VICTIM_FAULTER, victim_faulter, 0)?;
+        // SAFETY: the thread is never started by this program (rt::roles): it never runs, so
+        // its entry and its null stack are never used.
+        threads[roles::VICTIM_UNSTARTED as usize] = unsafe {
+            rt::syscall::thread_create(own_space, victim_never_runs as *const () as u64, 0, 0)
+        }
+        .map_err(rt::syscall::step("thread_create (never started)"))?;
+        Ok::<(), rt::syscall::StepError>(())
+    })();
+    if let Err(error) = spawned {
+        return syscall_failed(role, error.step, error.error);
+    }
+    for (index, &thread) in (0u64..).zip(&threads) {
+        if let Err(error) = send_thread(report, index, thread) {
+            return syscall_failed(role, "send a thread", error);
+        }
+    }
+    let ready = Message::label_only(roles::VICTIM_READY);
+    match rt::syscall::call(report, &ready, Timeout::FOREVER) {
+        Ok(_) => {
+            println!("utest[space_kill_victim]: its last call was answered, expected to be killed");
+            roles::EXIT_CHECK_FAILED
+        }
+        Err(error) => syscall_failed(role, "ready call", error),
+    }
+}
+
+/// `SPACE_KILL_SELF`: a waiter, then `SpaceKill` of its own space.
+fn space_kill_self(role: u16) -> i64 {
+    let (own_space, notification, report) =
+        match (handle(role, 0), handle(role, 1), handle(role, 2)) {
+            (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+            (Err(code), ..) | (_, Err(code), _) | (.., Err(code)) => return code,
+        };
+    let waiter = match victim_thread(own_space, 0, victim_waiter, notification.into_raw()) {
+        Ok(waiter) => waiter,
+        Err(error) => return syscall_failed(role, error.step, error.error),
+    };
+    if let Err(error) = send_thread(report, 0, waiter) {
+        return syscall_failed(role, "send the waiter", error);
+    }
+    loop {
+        match rt::syscall::thread_state(waiter) {
+            Ok(rt::syscall::ThreadState::Waiting) => break,
+            Ok(_) => {}
+            Err(error) => return syscall_failed(role, "thread_state of the waiter", error),
+        }
+        if let Err(error) = yield_now() {
+            return syscall_failed(role, "yield", error);
+        }
+    }
+    let result = rt::syscall::space_kill(own_space);
+    println!("utest[space_kill_self]: SpaceKill of its own space returned {result:?}");
+    roles::EXIT_CHECK_FAILED
 }

@@ -109,6 +109,9 @@ pub const TESTS: &[TestSpec] = &[
     init("ipc_many_clients"),
     init("ipc_cap_return"),
     init("thread_slot_dos"),
+    init("usercopy_demand_fault"),
+    init("exception_forwarding"),
+    init("space_kill_all"),
     after_init("user_resources"),
     after_init("init_exit"),
 ];

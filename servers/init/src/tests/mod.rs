@@ -11,6 +11,7 @@
 //! failed, and never judge a result by anything but the exact values the ABI documents.
 
 mod cap_errors;
+mod exception_forwarding;
 mod fp_state;
 mod ipc_cap_return;
 mod ipc_cap_transfer;
@@ -19,11 +20,13 @@ mod ipc_many_clients;
 mod ipc_pingpong;
 mod ipc_timeout;
 mod notify;
+mod space_kill_all;
 mod syscall_bad_args;
 mod thread_exit_codes;
 mod thread_slot_dos;
 mod user_fault_kill;
 mod user_fault_pager;
+mod usercopy_demand_fault;
 
 use crate::Env;
 use crate::cmdline::Cmdline;
@@ -81,7 +84,7 @@ impl Test {
 
 /// Every user test, in the test catalog's order (checked when this is compiled: a test added
 /// here and not to `tests/catalog`, or the other way round, does not build).
-pub const TESTS: [Test; 14] = [
+pub const TESTS: [Test; 17] = [
     Test::new("ipc_pingpong", ipc_pingpong::run),
     Test::new("ipc_cap_transfer", ipc_cap_transfer::run),
     Test::new("cap_errors", cap_errors::run),
@@ -96,6 +99,9 @@ pub const TESTS: [Test; 14] = [
     Test::new("ipc_many_clients", ipc_many_clients::run),
     Test::new("ipc_cap_return", ipc_cap_return::run),
     Test::new("thread_slot_dos", thread_slot_dos::run),
+    Test::new("usercopy_demand_fault", usercopy_demand_fault::run),
+    Test::new("exception_forwarding", exception_forwarding::run),
+    Test::new("space_kill_all", space_kill_all::run),
 ];
 
 const _: () = {
