@@ -135,7 +135,9 @@ pub enum Syscall {
     /// Copies a capability into another process's table: `a0` handle (`GRANT`), `a1` address space
     /// (`CONTROL`), `a2` rights of the copy (a subset, as for [`CapCopy`](Self::CapCopy)). → the
     /// handle in the target's table (meaningful to the target only). `TableFull` if the target's
-    /// table has no free slot.
+    /// table has no free slot. `InvalidArgument` for an address-space capability given to a
+    /// space that has never had a thread: such a space goes when the last capability to it does,
+    /// and spaces nobody runs naming one another would otherwise keep each other for good.
     CapGrant = 16,
     /// Creates an endpoint. → a handle carrying every endpoint right. `OutOfMemory`, `TableFull`.
     ///

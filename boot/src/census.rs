@@ -41,6 +41,7 @@ impl Census {
     pub fn take() -> Census {
         sched::reap();
         user::objects::bury();
+        sched::trim_stack_cache();
         let frames = memory::FRAMES
             .lock_irqsave()
             .as_ref()

@@ -40,10 +40,19 @@ pub static THREADS: ThreadTable = ThreadTable::new();
 static SCHED: KLock<CpuScheduler> = KLock::new_quiet("run queues", CpuScheduler::new());
 /// Sleeping threads by deadline. Locked with interrupts masked only.
 static TIMERS: KLock<TimerQueue> = KLock::new("timer queue", TimerQueue::new());
-/// Stacks (and process references) of reclaimed threads, waiting to be freed in thread context.
+/// Stacks of reclaimed threads and process references of ended ones, waiting to be given back in
+/// thread context.
 /// Interrupts masked only.
-static DEAD_STACKS: KLock<ArrayVec<(KernelStack, u64), MAX_THREADS>> =
+static DEAD_STACKS: KLock<ArrayVec<(Option<KernelStack>, u64), MAX_THREADS>> =
     KLock::new("dead stacks", ArrayVec::new_const());
+/// Kernel stacks of reclaimed threads, still mapped, for the next threads: creating a thread
+/// then maps nothing and exiting one unmaps nothing (no page-table writes, no TLB flush). A
+/// stack holds nothing of its previous thread that the next one can see: a user thread's
+/// registers are built afresh on its first entry. Interrupts masked only.
+static STACK_CACHE: KLock<ArrayVec<KernelStack, STACK_CACHE_SIZE>> =
+    KLock::new("kernel stack cache", ArrayVec::new_const());
+/// Most stacks the cache keeps (each is 4 frames).
+const STACK_CACHE_SIZE: usize = 8;
 /// Notices a CPU that stops scheduling while threads are ready.
 pub static WATCHDOG: Watchdog<1> = Watchdog::new();
 
@@ -151,11 +160,18 @@ fn create_with(
             return Err(format!("claim: {e}"));
         }
     };
-    let stack = {
-        let mut frames = FRAMES.lock_irqsave();
-        match frames.as_mut() {
-            Some(frames) => Machine::new_kernel_stack(frames, claim.id().as_u64()),
-            None => Err(kernel_core::paging::MapError::OutOfFrames),
+    let cached = masked(|| STACK_CACHE.lock().pop());
+    let stack = match cached {
+        Some(mut stack) => {
+            Machine::reassign_kernel_stack(&mut stack, claim.id().as_u64());
+            Ok(stack)
+        }
+        None => {
+            let mut frames = FRAMES.lock_irqsave();
+            match frames.as_mut() {
+                Some(frames) => Machine::new_kernel_stack(frames, claim.id().as_u64()),
+                None => Err(kernel_core::paging::MapError::OutOfFrames),
+            }
         }
     };
     let stack = match stack {
@@ -363,22 +379,53 @@ fn finish_switch() {
     // Read before `left_cpu`: once that reclaims the slot, a new thread may take it.
     let slot = tcb(left);
     let stack = slot.stack();
-    let process = slot.process.load(Ordering::Relaxed);
-    if THREADS.left_cpu(left) == Ok(true) {
-        park_stack(stack, process);
+    // An ended thread no longer needs its process: the reference goes back now, not when a join
+    // or detach frees the slot, so a thread nobody joins does not keep the address space (page
+    // tables, mapped frames) alive. Taken before `left_cpu`: nobody can reclaim the slot (and a
+    // new claimer write this word) until the thread has left its CPU.
+    let ended = matches!(
+        THREADS.state(left),
+        Ok(kernel_core::thread::ThreadState::Terminated)
+    );
+    let process = if ended {
+        slot.process.swap(0, Ordering::Relaxed)
+    } else {
+        slot.process.load(Ordering::Relaxed)
+    };
+    let reclaimed = THREADS.left_cpu(left) == Ok(true);
+    if reclaimed || (ended && process != 0) {
+        park(reclaimed.then_some(stack), process);
     }
 }
 
-/// Parks the stack of a reclaimed thread for [`reap`] (out of line: rare).
+/// Parks the stack of a reclaimed thread and the process reference of an ended one for [`reap`]
+/// (out of line: rare).
 #[inline(never)]
-fn park_stack(stack: KernelStack, process: u64) {
+fn park(stack: Option<KernelStack>, process: u64) {
     let _ = DEAD_STACKS.lock().try_push((stack, process));
 }
 
+/// Keeps the stack of a reclaimed thread mapped for the next thread, or frees it when the cache
+/// is full. Thread context (nothing runs on `stack` any more).
 fn free_stack(stack: KernelStack) {
+    if let Err(full) = masked(|| STACK_CACHE.lock().try_push(stack)) {
+        unmap_stack(full.element());
+    }
+}
+
+fn unmap_stack(stack: KernelStack) {
     let mut frames = FRAMES.lock_irqsave();
     if let Some(frames) = frames.as_mut() {
         Machine::free_kernel_stack(stack, frames);
+    }
+}
+
+/// Unmaps every cached kernel stack and gives its frames back (before the resource census, so
+/// that it counts what threads hold, not what the cache keeps for later). Thread context.
+pub fn trim_stack_cache() {
+    let cached = masked(|| core::mem::take(&mut *STACK_CACHE.lock()));
+    for stack in cached {
+        unmap_stack(stack);
     }
 }
 
@@ -386,7 +433,9 @@ fn free_stack(stack: KernelStack) {
 pub fn reap() {
     let dead = masked(|| core::mem::take(&mut *DEAD_STACKS.lock()));
     for (stack, process) in dead {
-        free_stack(stack);
+        if let Some(stack) = stack {
+            free_stack(stack);
+        }
         if process != 0 {
             (user_hooks().release_process)(process);
         }

@@ -155,6 +155,10 @@ pub trait Platform: UserMode {
     /// Unmaps `stack` and returns its frames. The caller guarantees nothing runs on it.
     fn free_kernel_stack(stack: KernelStack, frames: &mut impl FrameSource);
 
+    /// Hands a live kernel stack nothing runs on any more to thread `owner` (its guard-page
+    /// report names the new owner from now on).
+    fn reassign_kernel_stack(stack: &mut KernelStack, owner: u64);
+
     /// Switches this CPU to `stack` and calls `entry` there; the old stack is abandoned.
     fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> !;
 

@@ -118,6 +118,19 @@ impl StackRegion {
         claimed.then(|| (self.slot(index), self.owners[index].load(Ordering::Acquire)))
     }
 
+    /// Records `owner` as the thread on the claimed slot whose guard page starts at `guard` (a
+    /// stack handed from a reclaimed thread to a new one). Returns false (and changes nothing)
+    /// if no claimed slot has that guard.
+    pub fn reassign(&self, guard: u64, owner: u64) -> bool {
+        match self.guard_hit(guard) {
+            Some((slot, _)) if slot.guard == guard => {
+                self.owners[slot.index].store(owner, Ordering::Release);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// One past the last byte of the whole region.
     pub fn end(&self) -> u64 {
         self.base + MAX_SLOTS as u64 * self.slot_bytes()
@@ -129,6 +142,23 @@ mod tests {
     use super::*;
 
     const BASE: u64 = 0xffff_fe00_0000_0000;
+
+    #[test]
+    fn reassign_renames_the_owner_of_a_claimed_slot_only() {
+        let region = StackRegion::new(0x1000_0000, 4);
+        let slot = region.claim(7).unwrap();
+        assert!(region.reassign(slot.guard, 9));
+        assert_eq!(
+            region.guard_hit(slot.guard).map(|(_, owner)| owner),
+            Some(9)
+        );
+        assert!(!region.reassign(slot.guard + 8, 10), "not a guard start");
+        assert!(region.release(slot.index));
+        assert!(
+            !region.reassign(slot.guard, 11),
+            "a released slot has no owner to rename"
+        );
+    }
 
     #[test]
     fn slots_are_disjoint_and_guard_hits_name_the_owner() {

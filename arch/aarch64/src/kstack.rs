@@ -208,3 +208,10 @@ pub fn holds_stack_word(addr: u64) -> bool {
             && addr.checked_add(8).is_some_and(|end| end <= slot.top)
     })
 }
+
+/// Hands `stack` (live, nothing running on it) to thread `owner`.
+pub fn reassign_kernel_stack(stack: &mut KernelStack, owner: u64) {
+    let renamed = REGION.reassign(stack.guard, owner);
+    debug_assert!(renamed, "{stack:x?} is not a live kernel stack");
+    stack.owner = owner;
+}

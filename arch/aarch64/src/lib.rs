@@ -111,6 +111,10 @@ impl Platform for Machine {
         kstack::free_kernel_stack(stack, frames);
     }
 
+    fn reassign_kernel_stack(stack: &mut KernelStack, owner: u64) {
+        kstack::reassign_kernel_stack(stack, owner);
+    }
+
     fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
         kstack::run_on_stack(stack, entry)
     }

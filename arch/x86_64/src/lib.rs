@@ -88,6 +88,10 @@ impl Platform for Machine {
         stacks::free_kernel_stack(stack, frames);
     }
 
+    fn reassign_kernel_stack(stack: &mut KernelStack, owner: u64) {
+        stacks::reassign_kernel_stack(stack, owner);
+    }
+
     fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
         stacks::run_on_stack(stack, entry)
     }
@@ -210,10 +214,10 @@ impl UserMode for Machine {
         if open {
             // SAFETY: `stac` only allows supervisor accesses to user pages (the CPU has SMAP:
             // checked above); the caller is the trap-entry test, which closes it again.
-            unsafe { core::arch::asm!("stac", options(nomem, nostack)) };
+            unsafe { core::arch::asm!("stac", options(nostack)) };
         } else {
             // SAFETY: `clac` only forbids supervisor accesses to user pages again.
-            unsafe { core::arch::asm!("clac", options(nomem, nostack)) };
+            unsafe { core::arch::asm!("clac", options(nostack)) };
         }
     }
 

@@ -111,3 +111,10 @@ pub fn run_on_stack(stack: &KernelStack, entry: fn() -> !) -> ! {
         )
     }
 }
+
+/// Hands `stack` (live, nothing running on it) to thread `owner`.
+pub fn reassign_kernel_stack(stack: &mut KernelStack, owner: u64) {
+    let renamed = REGION.reassign(stack.guard, owner);
+    debug_assert!(renamed, "{stack:x?} is not a live kernel stack");
+    stack.owner = owner;
+}

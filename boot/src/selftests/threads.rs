@@ -38,7 +38,10 @@ const NS_PER_INSTRUCTION: u64 = 8;
 /// wrong rather than the kernel, and still a twentieth of a tick.
 const WAKE_PATH_NS: u64 = 6_250 * NS_PER_INSTRUCTION;
 
+/// Free frames, with the kernel-stack cache emptied first (its stacks are kept for reuse, not
+/// leaked).
 fn free_frames() -> usize {
+    sched::trim_stack_cache();
     FRAMES
         .lock_irqsave()
         .as_ref()

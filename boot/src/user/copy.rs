@@ -16,8 +16,6 @@ use crate::platform::Machine;
 use abi::Error;
 use abi::fault::SYSCALL_FAULT_ATTEMPTS;
 use abi::init::{USER_END, USER_START};
-use alloc::vec;
-use alloc::vec::Vec;
 use kernel_core::hal::{Platform, UserAccessError};
 use kernel_core::memory_map::FRAME_SIZE;
 
@@ -29,15 +27,15 @@ pub struct SyscallSite {
     pub pc: u64,
 }
 
-/// Copies `len` bytes from user address `ptr` into a new buffer, asking the pager about pages
-/// that are not mapped yet. `BadAddress` if the buffer is not user memory, or cannot be made
-/// readable (see the module docs).
-pub fn copy_in(site: SyscallSite, ptr: u64, len: usize) -> Result<Vec<u8>, Error> {
-    let mut buffer = vec![0u8; len];
+/// Fills `buffer` from user address `ptr`, asking the pager about pages that are not mapped yet.
+/// `BadAddress` if the buffer is not user memory, or cannot be made readable (see the module
+/// docs). The caller's buffer lives on its kernel stack: nothing of the kernel heap is held
+/// while the pager is asked (a thread may wait on a pager for ever).
+pub fn copy_in(site: SyscallSite, ptr: u64, buffer: &mut [u8]) -> Result<(), Error> {
+    let len = buffer.len();
     copy_with_faults(site, ptr, len, false, |offset, address| {
         Machine::copy_from_user(&mut buffer[offset..], address)
-    })?;
-    Ok(buffer)
+    })
 }
 
 /// The copy loop shared by every direction: `copy(offset, address)` copies bytes

@@ -230,10 +230,12 @@ fn complete_sender(sender: ThreadId) {
 
 /// Wakes threads whose object went away or whose partner died, with `Killed`.
 pub fn wake_evicted(evicted: Evicted) {
-    super::objects::bury();
     if evicted.is_empty() {
+        super::objects::bury();
         return;
     }
+    // The evicted threads' registers are written before `bury`, which may switch (it ends
+    // unstarted threads): after a switch a slot could hold another thread.
     {
         let mut kernel = kernel();
         for (thread, cancelled) in &evicted {
@@ -251,6 +253,7 @@ pub fn wake_evicted(evicted: Evicted) {
             complete(*thread);
         }
     }
+    super::objects::bury();
     for (thread, _) in evicted {
         sched::wake_thread(thread);
     }
@@ -727,6 +730,7 @@ pub fn register_thread(kernel: &mut Kernel, process: AddressSpaceId, thread: Thr
         entry.threads.push(thread);
         entry.started = true;
     }
+    kernel.thread_created(thread);
     tcb(thread).reset_operations();
 }
 

@@ -307,12 +307,13 @@ pub fn load_init(info: &BootInfo, name: Option<&str>) -> Result<Init, String> {
             m[..archive_bytes.len()].copy_from_slice(archive_bytes);
         })?;
     }
+    drop(kernel);
+    // The thread first: a process that has never had a thread holds no process capability.
+    let thread = first_thread(id, plan.entry, INIT_STACK_TOP, INIT_INFO_VA)?;
+    let mut kernel = super::objects::kernel();
     let own_space = kernel
         .insert_cap(id, Capability::full(ObjectRef::AddressSpace(id)))
         .map_err(|e| format!("init's capabilities: {e}"))?;
-    drop(kernel);
-    let thread = first_thread(id, plan.entry, INIT_STACK_TOP, INIT_INFO_VA)?;
-    let mut kernel = super::objects::kernel();
     let own_thread = kernel
         .insert_cap(
             id,

@@ -131,8 +131,10 @@ fn debug_write(site: SyscallSite, ptr: u64, len: u64) -> Result<u64, Error> {
     if len > abi::syscall::DEBUG_WRITE_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
-    let bytes = copy_in(site, ptr, len as usize)?;
-    let text = alloc::string::String::from_utf8_lossy(&bytes);
+    let mut bytes = [0u8; abi::syscall::DEBUG_WRITE_MAX];
+    let bytes = &mut bytes[..len as usize];
+    copy_in(site, ptr, bytes)?;
+    let text = alloc::string::String::from_utf8_lossy(bytes);
     let _ = core::fmt::Write::write_str(&mut crate::console::Console::new(), &text);
     Ok(len)
 }
@@ -154,23 +156,28 @@ fn test_report(
     if name_len == 0 || name_len > TEST_NAME_MAX as u64 {
         return Err(Error::InvalidArgument);
     }
-    let name = copy_in(site, name_ptr, name_len as usize)?;
+    let mut name = [0u8; TEST_NAME_MAX];
+    let name = &mut name[..name_len as usize];
+    copy_in(site, name_ptr, name)?;
     if !name
         .iter()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
     {
         return Err(Error::InvalidArgument);
     }
+    let mut reason = [0u8; TEST_REASON_MAX];
     let reason = if status == TestStatus::Passed {
-        alloc::vec::Vec::new()
+        &mut reason[..0]
     } else {
         if reason_len > TEST_REASON_MAX as u64 {
             return Err(Error::InvalidArgument);
         }
-        copy_in(site, reason_ptr, reason_len as usize)?
+        let reason = &mut reason[..reason_len as usize];
+        copy_in(site, reason_ptr, reason)?;
+        reason
     };
-    let name = core::str::from_utf8(&name).map_err(|_| Error::InvalidArgument)?;
-    let reason = alloc::string::String::from_utf8_lossy(&reason).replace(['\n', '\r'], " ");
+    let name = core::str::from_utf8(name).map_err(|_| Error::InvalidArgument)?;
+    let reason = alloc::string::String::from_utf8_lossy(reason).replace(['\n', '\r'], " ");
     if status == TestStatus::Skipped && reason.trim().is_empty() {
         // `[test] NAME skipped` without a reason is not the console protocol.
         return Err(Error::InvalidArgument);
@@ -376,6 +383,9 @@ fn map(space: u64, frames_handle: u64, va: u64, access: u64) -> Result<u64, Erro
         return Err(Error::InvalidArgument);
     }
     let me = my_process();
+    // Declared before the guard, so that it drops after the lock is released: the last
+    // reference to a process tears it down, which takes the lock.
+    let process;
     let mut kernel = kernel();
     let target = lookup_space(&kernel, me, space, Rights::MAP)?;
     let cap = kernel.cap(
@@ -388,7 +398,7 @@ fn map(space: u64, frames_handle: u64, va: u64, access: u64) -> Result<u64, Erro
         return Err(Error::WrongType);
     };
     check_user_range(va, frames)?;
-    let process = kernel.process(target)?.process.clone();
+    process = kernel.process(target)?.process.clone();
     let space = process.space.as_ref().ok_or(Error::StaleCapability)?;
     if (0..frames).any(|i| space.translate(va + i * FRAME_SIZE).is_some()) {
         return Err(Error::Busy);
@@ -445,9 +455,12 @@ fn unmap(space: u64, va: u64, pages: u64) -> Result<u64, Error> {
     }
     check_user_range(va, pages)?;
     let me = my_process();
+    // Declared before the guard, so that it drops after the lock is released: the last
+    // reference to a process tears it down, which takes the lock.
+    let process;
     let mut kernel = kernel();
     let target = lookup_space(&kernel, me, space, Rights::MAP)?;
-    let process = kernel.process(target)?.process.clone();
+    process = kernel.process(target)?.process.clone();
     let space = process.space.as_ref().ok_or(Error::StaleCapability)?;
     let mut released = alloc::vec::Vec::new();
     {
@@ -504,6 +517,16 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
         drop(kernel);
         ipc::discard_unregistered(thread);
         return Err(Error::StaleCapability);
+    }
+    // Checked again under the lock that inserts: a thread registered without a capability
+    // could never be started, joined or detached.
+    if kernel
+        .process(me)
+        .map_or(true, |entry| entry.caps.free() == 0)
+    {
+        drop(kernel);
+        ipc::discard_unregistered(thread);
+        return Err(Error::TableFull);
     }
     ipc::register_thread(&mut kernel, target, thread);
     kernel

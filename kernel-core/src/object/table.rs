@@ -295,15 +295,12 @@ impl<H: ObjectHost> ObjectTable<H> {
             }
             ObjectRef::FrameRange { start, .. } => self.frames.retain(start),
             ObjectRef::Thread(id) => {
-                if let Some(slot) = self.thread_refs.get_mut(id.index()) {
-                    if slot.thread == id {
-                        slot.refs += 1;
-                    } else {
-                        *slot = ThreadRefs {
-                            thread: id,
-                            refs: 1,
-                        };
-                    }
+                // Only the thread `thread_created` registered in the slot: a capability to an
+                // earlier occupant (copied after that thread was reclaimed) counts for nothing.
+                if let Some(slot) = self.thread_refs.get_mut(id.index())
+                    && slot.thread == id
+                {
+                    slot.refs += 1;
                 }
             }
             ObjectRef::Irq(_) => {}
@@ -368,14 +365,32 @@ impl<H: ObjectHost> ObjectTable<H> {
         }
     }
 
-    /// Inserts `cap` in the table of process `owner`, counting the reference.
+    /// A new thread `id` took its slot: capabilities to it are counted from now on, and those to
+    /// the slot's earlier occupants no longer touch the count.
+    pub fn thread_created(&mut self, id: ThreadId) {
+        if let Some(slot) = self.thread_refs.get_mut(id.index()) {
+            *slot = ThreadRefs {
+                thread: id,
+                refs: 0,
+            };
+        }
+    }
+
+    /// Inserts `cap` in the table of process `owner`, counting the reference. An address-space
+    /// capability is refused (`InvalidArgument`) in a process that has never had a thread: a
+    /// process that never ran goes when nothing names it, so processes that never ran naming one
+    /// another (or themselves) would never go.
     pub fn insert_cap(
         &mut self,
         owner: AddressSpaceId,
         cap: Capability,
     ) -> Result<CapHandle, Error> {
         let object = cap.object();
-        let handle = self.process_mut(owner)?.caps.insert(cap)?;
+        let entry = self.process_mut(owner)?;
+        if matches!(object, ObjectRef::AddressSpace(_)) && !entry.started {
+            return Err(Error::InvalidArgument);
+        }
+        let handle = entry.caps.insert(cap)?;
         self.retain_object(object);
         Ok(handle)
     }

@@ -345,9 +345,15 @@ fn a_retired_process_releases_every_capability_it_held() {
     .unwrap();
     // A second process that never ran, named only from the first one's table.
     let child = t.add_process("child", |_| "child").unwrap();
+    assert_eq!(
+        t.insert_cap(child, Capability::full(ObjectRef::AddressSpace(p))),
+        Err(Error::InvalidArgument),
+        "a process that never ran holds no process"
+    );
     t.insert_cap(p, Capability::full(ObjectRef::AddressSpace(child)))
         .unwrap();
     let t1 = thread(9, 3);
+    t.thread_created(t1);
     t.insert_cap(p, Capability::full(ObjectRef::Thread(t1)))
         .unwrap();
     let counts = t.object_counts();
@@ -442,17 +448,57 @@ fn a_thread_is_detached_when_its_last_capability_goes_and_stale_ids_do_not_count
     let mut t = table();
     let old = thread(5, 1);
     let mut evicted = Evicted::new();
+    t.thread_created(old);
     t.retain_object(ObjectRef::Thread(old));
     t.retain_object(ObjectRef::Thread(old));
     t.release_object(ObjectRef::Thread(old), &mut evicted);
     assert!(t.take_pending().detached.is_empty());
     t.release_object(ObjectRef::Thread(old), &mut evicted);
     assert_eq!(t.take_pending().detached, [old]);
-    // The slot's next thread: the old ID's capabilities neither add to nor take from it.
+    // The slot's next thread: the old ID's capabilities neither add to nor take from it, even
+    // when one is copied (retained) after the new thread got the slot.
     let new = thread(5, 2);
+    t.thread_created(new);
     t.retain_object(ObjectRef::Thread(new));
+    t.retain_object(ObjectRef::Thread(old));
     t.release_object(ObjectRef::Thread(old), &mut evicted);
     assert!(t.take_pending().detached.is_empty());
     t.release_object(ObjectRef::Thread(new), &mut evicted);
-    assert_eq!(t.take_pending().detached, [new]);
+    assert_eq!(
+        t.take_pending().detached,
+        [new],
+        "the new thread is detached with its own last capability"
+    );
+    t.release_object(ObjectRef::Thread(old), &mut evicted);
+    assert!(t.take_pending().detached.is_empty());
+}
+
+#[test]
+fn processes_that_never_ran_cannot_keep_each_other_alive() {
+    let mut t = table();
+    let a = t.add_process("a", |_| "a").unwrap();
+    let b = t.add_process("b", |_| "b").unwrap();
+    t.retain_object(ObjectRef::AddressSpace(a));
+    t.retain_object(ObjectRef::AddressSpace(b));
+    // Neither may name itself or the other: the cycle that would pin both cannot be made.
+    for (owner, named) in [(a, a), (a, b), (b, a), (b, b)] {
+        assert_eq!(
+            t.insert_cap(owner, Capability::full(ObjectRef::AddressSpace(named))),
+            Err(Error::InvalidArgument)
+        );
+    }
+    let mut evicted = Evicted::new();
+    t.release_object(ObjectRef::AddressSpace(a), &mut evicted);
+    t.release_object(ObjectRef::AddressSpace(b), &mut evicted);
+    assert_eq!(
+        t.object_counts().processes,
+        0,
+        "both go with their creator's capabilities"
+    );
+    // Once a process has had a thread it may hold processes (it retires when its threads end).
+    let c = started_process(&mut t, "c", thread(2, 1));
+    assert!(
+        t.insert_cap(c, Capability::full(ObjectRef::AddressSpace(c)))
+            .is_ok()
+    );
 }

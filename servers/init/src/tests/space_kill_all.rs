@@ -158,6 +158,16 @@ fn victim(env: &Env) -> TestResult {
     )?;
 
     space_kill(space).context("space_kill")?;
+    // While its threads are still ending (none has run since: they have init's priority), the
+    // space takes no new thread: the kernel marked it dying.
+    // SAFETY: the call must fail; were it accepted, the thread would be in the victim's address
+    // space and never started.
+    let created = unsafe { thread_create(space, 0x40_0000, 0, 0) };
+    expect_err(
+        "thread_create in the dying space",
+        created,
+        Error::StaleCapability,
+    )?;
     // Right away again: harmless, whether the last thread has ended yet (the space is then
     // gone) or not.
     match space_kill(space) {
