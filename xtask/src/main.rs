@@ -16,8 +16,10 @@
 //!   programs.
 //!
 //! Every boot gets the kernel image and the initrd, from QEMU's own loader or, for the AArch64
-//! scenarios that ask for it, through U-Boot ([`uboot`]). [`install`] makes sure QEMU (and
-//! U-Boot) is there; [`workspace`] knows every path; [`arch`] every per-architecture constant.
+//! scenarios that ask for it, through U-Boot ([`uboot`]). Before anything is built,
+//! [`toolchain`] makes sure the pinned toolchain has its targets and components; [`install`]
+//! makes sure QEMU (and U-Boot) is there; [`workspace`] knows every path; [`arch`] every
+//! per-architecture constant.
 
 mod arch;
 mod bench;
@@ -31,6 +33,7 @@ mod runner;
 mod scenario;
 mod stages;
 mod symbolize;
+mod toolchain;
 mod trace;
 mod uboot;
 mod userspace;
@@ -198,6 +201,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Build { arch } => {
+            toolchain::ensure()?;
             for a in arch.arches() {
                 images::build(a)?;
             }
@@ -219,6 +223,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             jobs,
             no_host_tests,
         } => {
+            toolchain::ensure()?;
             let jobs = match jobs {
                 Some(j) => usize::try_from(j).unwrap_or(usize::MAX),
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -238,6 +243,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             })
         }
         Command::Bench { arch, timeout_secs } => {
+            toolchain::ensure()?;
             let opts = bench::Options {
                 arches: arch.arches(),
                 timeout: Duration::from_secs(timeout_secs),
@@ -252,6 +258,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
         }
         Command::Lint { arch } => {
+            toolchain::ensure()?;
             let failed = lint::run(&arch.arches())?;
             if failed.is_empty() {
                 Ok(ExitCode::SUCCESS)
@@ -294,6 +301,7 @@ fn run(
         println!("{}", qemu::shell_line(&args));
         return Ok(ExitCode::SUCCESS);
     }
+    toolchain::ensure()?;
     install::ensure_qemu(&[arch])?;
     match flavor {
         workspace::Flavor::Normal => images::build(arch)?,
