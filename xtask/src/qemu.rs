@@ -278,7 +278,8 @@ impl GuestExit {
             (Arch::X86_64, Some(c)) if c & 1 == 1 => c >> 1,
             (Arch::X86_64, Some(c)) => {
                 return GuestExit::Unexpected(format!(
-                    "exit code {c} (not from isa-debug-exit: a reset or a QEMU error)"
+                    "exit code {c} (not from isa-debug-exit: a reset, a QEMU error, or QEMU \
+                     told to quit: Ctrl-A X)"
                 ));
             }
             (Arch::Aarch64, Some(c)) => c,
