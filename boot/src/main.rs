@@ -267,8 +267,10 @@ fn continue_on_guarded_stack() -> ! {
             ExitStatus::Failed
         });
     }
-    kprintln!("[boot] init has exited; halting this CPU");
-    Machine::halt_forever()
+    // A normal boot ends with init (until there is a shell): QEMU exits with init's status.
+    let status = ExitStatus::init_status(exit.ok());
+    kprintln!("[boot] init has ended; exiting with its status {status}");
+    Machine::exit(ExitStatus::InitExited(status))
 }
 
 /// Prints the `[stage] NAME FAILED reason` line and stops: a test boot exits with a failure

@@ -8,17 +8,53 @@
 use crate::boot_info::BootInfo;
 use crate::paging::{AddressSpaceHal, FrameSource, MapError};
 
-/// How a test boot ends. The arch crate turns this into the emulator's exit status
-/// (isa-debug-exit on x86_64, semihosting `SYS_EXIT_EXTENDED` on AArch64).
+/// How a boot ends. The arch crate passes [`ExitStatus::value`] v to the emulator's exit device:
+/// isa-debug-exit on x86_64 (QEMU exits with `(v << 1) | 1`), semihosting `SYS_EXIT_EXTENDED` on
+/// AArch64 (QEMU exits with v). A process exit status has 8 bits, so on x86_64 only v up to 127
+/// survives; every value here stays below that.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
 pub enum ExitStatus {
-    /// Every selected test passed.
-    Passed = 0,
-    /// At least one test failed, or a stage failed.
-    Failed = 1,
-    /// The kernel stopped on an unexpected trap or a panic.
-    Crashed = 2,
+    /// Every selected test passed (value 0).
+    Passed,
+    /// At least one test failed, or a stage failed (value 1).
+    Failed,
+    /// The kernel stopped on an unexpected trap or a panic (value 2).
+    Crashed,
+    /// A normal boot ended because init ended, with init's status (0 to
+    /// [`ExitStatus::INIT_STATUS_MAX`], see [`ExitStatus::init_status`]); value
+    /// [`ExitStatus::INIT_EXIT_BASE`] + status.
+    InitExited(u8),
+}
+
+impl ExitStatus {
+    /// The value of [`ExitStatus::InitExited`] with status 0; status s has value this + s.
+    pub const INIT_EXIT_BASE: u32 = 3;
+    /// The largest init status: the value is then 127, the largest x86_64's isa-debug-exit
+    /// carries through QEMU's 8-bit exit status. It also stands for every ending of init that
+    /// has no status of its own in range (see [`ExitStatus::init_status`]).
+    pub const INIT_STATUS_MAX: u8 = 124;
+
+    /// Init's status for [`ExitStatus::InitExited`] when it ended with exit code `code` (`None`:
+    /// init has no exit code, it could not be joined): the exit code when that lies in
+    /// `0..INIT_STATUS_MAX`; anything else (a negative code, a larger one, a killed init, no
+    /// code) is [`ExitStatus::INIT_STATUS_MAX`].
+    pub fn init_status(code: Option<i64>) -> u8 {
+        code.and_then(|c| u8::try_from(c).ok())
+            .filter(|&s| s < Self::INIT_STATUS_MAX)
+            .unwrap_or(Self::INIT_STATUS_MAX)
+    }
+
+    /// The value the exit device gets (0 to 127).
+    pub fn value(self) -> u32 {
+        match self {
+            ExitStatus::Passed => 0,
+            ExitStatus::Failed => 1,
+            ExitStatus::Crashed => 2,
+            ExitStatus::InitExited(status) => {
+                Self::INIT_EXIT_BASE + u32::from(status.min(Self::INIT_STATUS_MAX))
+            }
+        }
+    }
 }
 
 /// A fault the kernel provokes on purpose so that the trap path can be tested end to end.
@@ -198,7 +234,9 @@ pub trait Platform: UserMode {
     /// kernel knows to be mapped and readable (its image and its stacks). Never faults.
     fn read_stack_word(addr: u64) -> Option<u64>;
 
-    /// Ends a test boot with `status`; under QEMU this exits the emulator.
+    /// Ends the boot with `status`; under QEMU this exits the emulator (when the exit device is
+    /// there: `-device isa-debug-exit,iobase=0xf4,iosize=0x04` on x86_64, `-semihosting` on
+    /// AArch64).
     fn exit(status: ExitStatus) -> !;
 
     /// Stops this CPU for good with interrupts masked (a normal boot with nothing left to do).
@@ -317,4 +355,50 @@ pub trait UserMode {
     /// zero, interrupts enabled. Never returns: later entries into the kernel arrive through
     /// the handlers of [`init_user_mode`](Self::init_user_mode).
     fn enter_user(stack_top: u64, entry: u64, sp: u64, arg: u64) -> !;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExitStatus;
+
+    #[test]
+    fn exit_values_of_test_boots() {
+        assert_eq!(ExitStatus::Passed.value(), 0);
+        assert_eq!(ExitStatus::Failed.value(), 1);
+        assert_eq!(ExitStatus::Crashed.value(), 2);
+    }
+
+    #[test]
+    fn init_status_is_its_exit_code_when_in_range() {
+        assert_eq!(ExitStatus::init_status(Some(0)), 0);
+        assert_eq!(ExitStatus::InitExited(0).value(), 3);
+        assert_eq!(ExitStatus::init_status(Some(2)), 2);
+        assert_eq!(ExitStatus::init_status(Some(123)), 123);
+        assert_eq!(ExitStatus::InitExited(123).value(), 126);
+    }
+
+    #[test]
+    fn any_other_ending_of_init_is_the_largest_status() {
+        for code in [
+            Some(124),
+            Some(255),
+            Some(256),
+            Some(-1),
+            Some(i64::MIN),
+            None,
+        ] {
+            assert_eq!(
+                ExitStatus::init_status(code),
+                ExitStatus::INIT_STATUS_MAX,
+                "{code:?}"
+            );
+        }
+        assert_eq!(
+            ExitStatus::InitExited(ExitStatus::INIT_STATUS_MAX).value(),
+            127
+        );
+        // The largest value still survives x86_64's `(v << 1) | 1` in an 8-bit exit status.
+        assert_eq!(ExitStatus::InitExited(u8::MAX).value(), 127);
+        assert_eq!((127u32 << 1) | 1, 255);
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! Owns: the names used on the command line and in file names, the Rust targets of the kernel and
 //! of user programs and their `RUSTFLAGS` variables, the QEMU binary, the default machine and
-//! CPU, and how to tell the architecture of a kernel address. Nothing else in xtask spells a
+//! CPU (and the CPU of `run`), and how to tell the architecture of a kernel address. Nothing else in xtask spells a
 //! target triple.
 
 use std::fmt;
@@ -102,6 +102,16 @@ impl Arch {
         match self {
             Arch::X86_64 => None,
             Arch::Aarch64 => Some("cortex-a72"),
+        }
+    }
+
+    /// The `-cpu` value of `cargo xtask run`: a CPU with every protection the kernel turns on
+    /// (x86_64: `max`, which has SMEP and SMAP; QEMU's default `qemu64` has neither). AArch64
+    /// keeps the scenarios' default.
+    pub fn run_cpu(self) -> Option<&'static str> {
+        match self {
+            Arch::X86_64 => Some("max"),
+            Arch::Aarch64 => self.default_cpu(),
         }
     }
 

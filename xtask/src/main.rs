@@ -16,8 +16,10 @@
 //!   programs.
 //!
 //! Every boot gets the kernel image and the initrd, from QEMU's own loader or, for the AArch64
-//! scenarios that ask for it, through U-Boot ([`uboot`]). [`install`] makes sure QEMU (and
-//! U-Boot) is there; [`workspace`] knows every path; [`arch`] every per-architecture constant.
+//! scenarios that ask for it, through U-Boot ([`uboot`]). Before anything is built,
+//! [`toolchain`] makes sure the pinned toolchain has its targets and components; [`install`]
+//! makes sure QEMU (and U-Boot) is there; [`workspace`] knows every path; [`arch`] every
+//! per-architecture constant.
 
 mod arch;
 mod bench;
@@ -31,6 +33,7 @@ mod runner;
 mod scenario;
 mod stages;
 mod symbolize;
+mod toolchain;
 mod trace;
 mod uboot;
 mod userspace;
@@ -99,7 +102,8 @@ enum Command {
         arch: ArchSet,
     },
     /// Build and boot the kernel in QEMU with the serial console on this terminal
-    /// (Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor).
+    /// (Ctrl-A X quits QEMU, Ctrl-A C toggles its monitor). A normal boot ends when init ends,
+    /// and the command exits with init's status.
     Run {
         /// Architecture to boot.
         #[arg(long, value_enum, default_value = "x86_64")]
@@ -116,6 +120,10 @@ enum Command {
         /// Guest memory (QEMU -m syntax, e.g. 512M, 3G).
         #[arg(long)]
         memory: Option<String>,
+        /// QEMU CPU model (default: `max` on x86_64, which has SMEP and SMAP; `cortex-a72` on
+        /// aarch64).
+        #[arg(long)]
+        cpu: Option<String>,
         /// Extra QEMU arguments, after `--`.
         #[arg(last = true)]
         qemu_args: Vec<String>,
@@ -198,6 +206,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> Result<ExitCode> {
     match command {
         Command::Build { arch } => {
+            toolchain::ensure()?;
             for a in arch.arches() {
                 images::build(a)?;
             }
@@ -209,8 +218,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             print_cmd,
             smp,
             memory,
+            cpu,
             qemu_args,
-        } => run(arch.into(), &append, print_cmd, smp, memory, qemu_args),
+        } => {
+            let opts = RunOptions {
+                print_cmd,
+                smp,
+                memory,
+                cpu,
+                qemu_args,
+            };
+            run(arch.into(), &append, opts)
+        }
         Command::Test {
             arch,
             scenarios,
@@ -219,6 +238,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             jobs,
             no_host_tests,
         } => {
+            toolchain::ensure()?;
             let jobs = match jobs {
                 Some(j) => usize::try_from(j).unwrap_or(usize::MAX),
                 None => std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -238,6 +258,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             })
         }
         Command::Bench { arch, timeout_secs } => {
+            toolchain::ensure()?;
             let opts = bench::Options {
                 arches: arch.arches(),
                 timeout: Duration::from_secs(timeout_secs),
@@ -252,6 +273,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             }
         }
         Command::Lint { arch } => {
+            toolchain::ensure()?;
             let failed = lint::run(&arch.arches())?;
             if failed.is_empty() {
                 Ok(ExitCode::SUCCESS)
@@ -267,21 +289,20 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-fn run(
-    arch: Arch,
-    append: &str,
+/// The options of `cargo xtask run` beyond the architecture and the command line.
+struct RunOptions {
     print_cmd: bool,
     smp: Option<u32>,
     memory: Option<String>,
+    cpu: Option<String>,
     qemu_args: Vec<String>,
-) -> Result<ExitCode> {
-    let default = qemu::Machine::default_for(arch);
-    let machine = qemu::Machine {
-        memory: memory.unwrap_or(default.memory.clone()),
-        smp: smp.unwrap_or(default.smp),
-        extra_args: qemu_args,
-        ..default
-    };
+}
+
+/// `cargo xtask run`: boots one architecture with the console on the terminal and returns the
+/// guest's exit as a process exit code (`GuestExit::process_code`: init's status when init ended
+/// a normal boot).
+fn run(arch: Arch, append: &str, opts: RunOptions) -> Result<ExitCode> {
+    let machine = run_machine(arch, &opts);
     // A command line that selects tests boots the test image (the normal kernel ignores `test=`).
     let flavor = if test_catalog::Selection::from_cmdline(append).is_test_boot() {
         workspace::Flavor::Test
@@ -289,20 +310,49 @@ fn run(
         workspace::Flavor::Normal
     };
     let image = images::Image::paths_of(arch, flavor);
-    let args = qemu::command_line(arch, &image, append, &machine, &qemu::Console::Stdio, None);
-    if print_cmd {
+    let console = qemu::Console::Stdio;
+    let args = qemu::command_line(arch, &image, append, &machine, &console, None);
+    if opts.print_cmd {
         println!("{}", qemu::shell_line(&args));
         return Ok(ExitCode::SUCCESS);
     }
+    toolchain::ensure()?;
     install::ensure_qemu(&[arch])?;
     match flavor {
         workspace::Flavor::Normal => images::build(arch)?,
         workspace::Flavor::Test => images::build_test(arch)?,
     };
     eprintln!("{}", qemu::shell_line(&args));
+    if let Some(how) = console.how_to_leave() {
+        eprintln!("{how}");
+    }
     let exit = qemu::run_interactive(arch, &args)?;
-    eprintln!("guest exit: {exit}");
+    match &exit {
+        qemu::GuestExit::InitExited(status) => {
+            eprintln!("{exit}");
+            if *status == kernel_core::hal::ExitStatus::INIT_STATUS_MAX {
+                eprintln!(
+                    "  (status {status} also stands for a killed init or an exit code outside \
+                     0..{status}: the console's `[init]` line says which)"
+                );
+            }
+        }
+        _ => eprintln!("guest exit: {exit}"),
+    }
     Ok(ExitCode::from(exit.process_code()))
+}
+
+/// The machine `run` boots: the default one with the CPU of [`Arch::run_cpu`], and what the
+/// options override.
+fn run_machine(arch: Arch, opts: &RunOptions) -> qemu::Machine {
+    let default = qemu::Machine::default_for(arch);
+    qemu::Machine {
+        cpu: opts.cpu.clone().or(arch.run_cpu().map(str::to_owned)),
+        memory: opts.memory.clone().unwrap_or(default.memory.clone()),
+        smp: opts.smp.unwrap_or(default.smp),
+        extra_args: opts.qemu_args.clone(),
+        ..default
+    }
 }
 
 fn symbolize_log(
@@ -330,4 +380,31 @@ fn symbolize_log(
     let table = symbolize::SymbolTable::load(&elf)?;
     print!("{}", symbolize::annotate_log(&log, &table));
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(cpu: Option<&str>) -> RunOptions {
+        RunOptions {
+            print_cmd: true,
+            smp: Some(2),
+            memory: None,
+            cpu: cpu.map(str::to_owned),
+            qemu_args: vec!["-s".into()],
+        }
+    }
+
+    #[test]
+    fn run_boots_x86_64_on_a_cpu_with_smep_and_smap_unless_told_otherwise() {
+        let machine = run_machine(Arch::X86_64, &options(None));
+        assert_eq!(machine.cpu.as_deref(), Some("max"));
+        assert_eq!((machine.smp, machine.memory.as_str()), (2, "256M"));
+        assert_eq!(machine.extra_args, ["-s"]);
+        let chosen = run_machine(Arch::X86_64, &options(Some("qemu64")));
+        assert_eq!(chosen.cpu.as_deref(), Some("qemu64"));
+        let arm = run_machine(Arch::Aarch64, &options(None));
+        assert_eq!(arm.cpu.as_deref(), Some("cortex-a72"));
+    }
 }

@@ -10,6 +10,7 @@ use crate::arch::Arch;
 use crate::images::Image;
 use crate::{uboot, workspace};
 use anyhow::{Context, Result};
+use kernel_core::hal::ExitStatus as GuestStatus;
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::fmt;
@@ -87,6 +88,20 @@ pub enum Console {
     Stdio,
     /// A file (headless test runs).
     File(PathBuf),
+}
+
+impl Console {
+    /// How to leave QEMU when the console is the terminal (QEMU's `mon:` multiplexer keys).
+    pub fn how_to_leave(&self) -> Option<&'static str> {
+        match self {
+            Console::Stdio => Some(
+                "QEMU: the console is this terminal; press Ctrl-A then X to quit QEMU \
+                 (Ctrl-A then C switches to its monitor and back); it also exits by itself \
+                 when init ends",
+            ),
+            Console::File(_) => None,
+        }
+    }
 }
 
 /// The guest clock of a boot: `-icount` makes guest time advance 2^shift ns per executed
@@ -238,34 +253,47 @@ fn shell_quote(word: &str) -> String {
 /// What the guest reported through its exit device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestExit {
-    /// Every test passed (or a normal boot finished).
+    /// Every test passed (a test boot), or a benchmark boot succeeded.
     Passed,
     /// At least one test failed.
     Failed,
     /// A fatal trap or a panic.
     Crashed,
+    /// A normal boot ended because init ended, with init's status (0 to
+    /// `kernel_core::hal::ExitStatus::INIT_STATUS_MAX`; that largest one also stands for a
+    /// killed init or an exit code out of range).
+    InitExited(u8),
     /// Anything else: a reset (triple fault under `-no-reboot`), a QEMU error, a signal.
     Unexpected(String),
 }
 
 impl GuestExit {
     /// Decodes a QEMU exit code. x86_64: isa-debug-exit turns guest value v into `(v << 1) | 1`;
-    /// AArch64: semihosting SYS_EXIT_EXTENDED passes v through. v: 0 passed, 1 failed, 2 crashed.
+    /// AArch64: semihosting SYS_EXIT_EXTENDED passes v through. v
+    /// (`kernel_core::hal::ExitStatus::value`): 0 passed, 1 failed, 2 crashed, 3 + s init ended
+    /// with status s (s up to 124, so v up to 127).
     pub fn from_code(arch: Arch, code: Option<i32>) -> GuestExit {
         let value = match (arch, code) {
             (_, None) => return GuestExit::Unexpected("killed by a signal".to_owned()),
             (Arch::X86_64, Some(c)) if c & 1 == 1 => c >> 1,
             (Arch::X86_64, Some(c)) => {
                 return GuestExit::Unexpected(format!(
-                    "exit code {c} (not from isa-debug-exit: a reset or a QEMU error)"
+                    "exit code {c} (not from isa-debug-exit: a reset, a QEMU error, or QEMU \
+                     told to quit: Ctrl-A X)"
                 ));
             }
             (Arch::Aarch64, Some(c)) => c,
         };
-        match value {
-            0 => GuestExit::Passed,
-            1 => GuestExit::Failed,
-            2 => GuestExit::Crashed,
+        let init_status = u32::try_from(value)
+            .ok()
+            .and_then(|v| v.checked_sub(GuestStatus::INIT_EXIT_BASE))
+            .and_then(|s| u8::try_from(s).ok())
+            .filter(|&s| s <= GuestStatus::INIT_STATUS_MAX);
+        match (value, init_status) {
+            (0, _) => GuestExit::Passed,
+            (1, _) => GuestExit::Failed,
+            (2, _) => GuestExit::Crashed,
+            (_, Some(status)) => GuestExit::InitExited(status),
             _ => GuestExit::Unexpected(format!("exit code {}", code.unwrap_or_default())),
         }
     }
@@ -274,12 +302,14 @@ impl GuestExit {
         GuestExit::from_code(arch, status.code())
     }
 
-    /// The exit code `cargo xtask run` returns for this guest exit.
+    /// The exit code `cargo xtask run` returns for this guest exit: 0 passed, 1 failed,
+    /// 2 crashed, 3 anything else, and init's status when init ended a normal boot.
     pub fn process_code(&self) -> u8 {
         match self {
             GuestExit::Passed => 0,
             GuestExit::Failed => 1,
             GuestExit::Crashed => 2,
+            GuestExit::InitExited(status) => *status,
             GuestExit::Unexpected(_) => 3,
         }
     }
@@ -291,6 +321,7 @@ impl fmt::Display for GuestExit {
             GuestExit::Passed => f.write_str("passed"),
             GuestExit::Failed => f.write_str("failed"),
             GuestExit::Crashed => f.write_str("crashed"),
+            GuestExit::InitExited(status) => write!(f, "init exited with status {status}"),
             GuestExit::Unexpected(what) => write!(f, "unexpected exit ({what})"),
         }
     }
@@ -521,13 +552,44 @@ mod tests {
         let x86 = |c| GuestExit::from_code(Arch::X86_64, Some(c));
         assert_eq!((x86(1), x86(3), x86(5)), (Passed, Failed, Crashed));
         assert!(matches!(x86(0), Unexpected(_)));
-        assert!(matches!(x86(7), Unexpected(_)));
+        assert!(matches!(x86(2), Unexpected(_)));
         let arm = |c| GuestExit::from_code(Arch::Aarch64, Some(c));
         assert_eq!((arm(0), arm(1), arm(2)), (Passed, Failed, Crashed));
-        assert!(matches!(arm(3), Unexpected(_)));
+        assert!(matches!(arm(128), Unexpected(_)));
+        assert!(matches!(arm(-1), Unexpected(_)));
         assert!(matches!(
             GuestExit::from_code(Arch::Aarch64, None),
             Unexpected(_)
         ));
+    }
+
+    #[test]
+    fn init_statuses_come_back_from_the_kernel_values() {
+        for status in [0u8, 1, 2, 42, 123, GuestStatus::INIT_STATUS_MAX] {
+            let v = GuestStatus::InitExited(status).value();
+            // What QEMU's process exit status holds: 8 bits.
+            let x86 = i32::try_from(((v << 1) | 1) & 0xff).unwrap();
+            let arm = i32::try_from(v & 0xff).unwrap();
+            for (arch, code) in [(Arch::X86_64, x86), (Arch::Aarch64, arm)] {
+                let exit = GuestExit::from_code(arch, Some(code));
+                assert_eq!(exit, GuestExit::InitExited(status), "{arch} {status}");
+                assert_eq!(exit.process_code(), status);
+                assert_eq!(
+                    exit.to_string(),
+                    format!("init exited with status {status}")
+                );
+            }
+        }
+        for status in [
+            GuestStatus::Passed,
+            GuestStatus::Failed,
+            GuestStatus::Crashed,
+        ] {
+            let v = i32::try_from(status.value()).unwrap();
+            assert!(!matches!(
+                GuestExit::from_code(Arch::X86_64, Some((v << 1) | 1)),
+                GuestExit::InitExited(_)
+            ));
+        }
     }
 }

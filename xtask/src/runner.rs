@@ -3,9 +3,9 @@
 //! Owns the order of a test session (host tests, builds, U-Boot's flash bank when a scenario
 //! boots through it, boots), the job list (scenario x arch x
 //! repeat), running up to `--jobs` QEMUs at once (each in its own temporary directory, with its
-//! scenario's timeout), what is printed per run (`PASS label (Xs)` / `FAIL label: reason` and,
-//! on failure, the kept log, the hint and the symbolized report), and the closing
-//! `N passed, N failed` line.
+//! scenario's timeout), what is printed per run (`[i/N] label ...` on stderr when it starts;
+//! `PASS label (Xs)` / `FAIL label: reason` and, on failure, the kept log, the hint and the
+//! symbolized report), and the closing `N passed, N failed` line.
 
 use crate::arch::Arch;
 use crate::console::ConsoleLog;
@@ -160,7 +160,8 @@ pub fn run(opts: &Options) -> Result<bool> {
         let _ = std::fs::remove_file(kept_log(job));
     }
     let workers = opts.jobs.clamp(1, jobs.len().max(1));
-    let queue = Mutex::new(jobs.into_iter());
+    let total = jobs.len();
+    let queue = Mutex::new(jobs.into_iter().enumerate());
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -169,7 +170,8 @@ pub fn run(opts: &Options) -> Result<bool> {
             s.spawn(move || {
                 loop {
                     let next = queue.lock().map(|mut q| q.next()).unwrap_or(None);
-                    let Some(job) = next else { break };
+                    let Some((at, job)) = next else { break };
+                    eprintln!("{}", progress_line(at, total, &job.label));
                     if tx.send(boot(&job, stages)).is_err() {
                         break;
                     }
@@ -184,6 +186,12 @@ pub fn run(opts: &Options) -> Result<bool> {
 
     println!("{} passed, {} failed", tally.passed, tally.failed);
     Ok(tally.failed == 0)
+}
+
+/// The line printed (on stderr) when the boot at index `at` of `total` starts:
+/// `[3/36] x86_64/boot_all ...`.
+fn progress_line(at: usize, total: usize, label: &str) -> String {
+    format!("[{}/{total}] {label} ...", at + 1)
 }
 
 /// `arch/scenario`, with `#i` when a scenario runs more than once.
@@ -265,4 +273,21 @@ fn boot(job: &Job, stages: &Stages) -> (bool, String) {
 
 fn indent(text: &str, prefix: &str) -> String {
     text.lines().map(|l| format!("{prefix}{l}\n")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_from_one() {
+        assert_eq!(
+            progress_line(0, 36, "x86_64/boot_all"),
+            "[1/36] x86_64/boot_all ..."
+        );
+        assert_eq!(
+            progress_line(35, 36, "aarch64/smp4#2"),
+            "[36/36] aarch64/smp4#2 ..."
+        );
+    }
 }

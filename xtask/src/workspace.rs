@@ -2,7 +2,7 @@
 //!
 //! Owns the on-disk layout the tool relies on (`target/kernel`, `target/user`,
 //! `target/images/<arch>` (and U-Boot's flash bank there), `target/test-logs`, `target/bench`, `servers/`, `tests/scenarios`,
-//! `tests/stages.toml`) and which `cargo` to call.
+//! `tests/stages.toml`, `rust-toolchain.toml`) and which `cargo` to call.
 //! Nothing else in xtask joins path components onto the root.
 
 use crate::arch::Arch;
@@ -139,6 +139,11 @@ pub fn scenarios_dir() -> PathBuf {
 /// `tests/stages.toml`: the boot stages in order and the hint for each.
 pub fn stages_file() -> PathBuf {
     root().join("tests").join("stages.toml")
+}
+
+/// `rust-toolchain.toml`: the pinned toolchain with its targets and components.
+pub fn toolchain_file() -> PathBuf {
+    root().join("rust-toolchain.toml")
 }
 
 /// The `cargo` that started us (so the pinned toolchain is used), else `cargo` from `PATH`.

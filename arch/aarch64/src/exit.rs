@@ -46,9 +46,9 @@ pub fn semihosting_trap_site() -> u64 {
     &raw const strait_semihosting_hlt as u64
 }
 
-/// Ends the boot with `status`: QEMU exits with it (0 passed, 1 failed, 2 crashed).
+/// Ends the boot with `status`: QEMU exits with its value (`ExitStatus::value`).
 pub fn exit(status: ExitStatus) -> ! {
-    let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, status as u64];
+    let block: [u64; 2] = [ADP_STOPPED_APPLICATION_EXIT, u64::from(status.value())];
     // SAFETY: SYS_EXIT_EXTENDED only reads the live two-word `block`; without semihosting the trap
     // handler skips the `hlt` and the call returns having changed only x0 and AAPCS64 scratch.
     unsafe { strait_semihosting_call(SYS_EXIT_EXTENDED, block.as_ptr() as u64) };

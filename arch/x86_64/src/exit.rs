@@ -1,8 +1,8 @@
 //! Ending a boot: QEMU's isa-debug-exit device, or a halted CPU.
 //!
-//! Owns port 0xf4. Writing v there makes QEMU exit with status `(v << 1) | 1`, which the test
-//! harness decodes. Without the device the write does nothing and the CPU halts instead, so the
-//! kernel never runs on past an exit.
+//! Owns port 0xf4. Writing v there makes QEMU exit with status `(v << 1) | 1`, which xtask decodes
+//! (`test`, `bench` and `run`). Without the device the write does nothing and the CPU halts
+//! instead, so the kernel never runs on past an exit.
 
 use kernel_core::hal::ExitStatus;
 use x86_64::instructions::{hlt, interrupts, port::Port};
@@ -12,7 +12,7 @@ const DEBUG_EXIT_PORT: u16 = 0xf4;
 /// Exits QEMU with `status`.
 pub fn exit(status: ExitStatus) -> ! {
     // SAFETY: port 0xf4 is the isa-debug-exit device (or nothing); the write cannot affect memory.
-    unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(status as u32) };
+    unsafe { Port::<u32>::new(DEBUG_EXIT_PORT).write(status.value()) };
     halt_forever()
 }
 
