@@ -94,6 +94,11 @@ fn user_hooks() -> &'static UserHooks {
 static IDLE: AtomicU64 = AtomicU64::new(0);
 /// Raw ID of the thread this CPU just switched away from, for `finish_switch`.
 static LEFT: AtomicU64 = AtomicU64::new(0);
+/// The process reference of the thread in `LEFT` if it ended (moved there by [`exit`] just
+/// before its last switch; 0: none). An ended thread no longer needs its process, so the
+/// reference goes back as soon as the thread is off its CPU, not when a join or detach frees the
+/// slot: a thread nobody joins does not keep its address space alive.
+static LEFT_PROCESS: AtomicU64 = AtomicU64::new(0);
 /// Set once the scheduler runs; the tick does nothing before.
 static RUNNING: AtomicBool = AtomicBool::new(false);
 /// While non-zero the tick does not preempt (test hook: the watchdog test stalls a CPU with it).
@@ -190,6 +195,7 @@ fn create_with(
     slot.joiner.store(0, Ordering::Relaxed);
     slot.kill_pending.store(false, Ordering::Relaxed);
     slot.process.store(process.unwrap_or(0), Ordering::Relaxed);
+    slot.reset_operations();
     let mut kernel_part = stack;
     if process.is_some() {
         slot.user_top.store(stack.top, Ordering::Relaxed);
@@ -246,6 +252,10 @@ pub fn exit(code: i64) -> ! {
     if joiner != 0 {
         wake(ThreadId::from_u64(joiner));
     }
+    LEFT_PROCESS.store(
+        tcb(me).process.swap(0, Ordering::Relaxed),
+        Ordering::Relaxed,
+    );
     schedule(false);
     unreachable!("a terminated thread was switched back to");
 }
@@ -270,7 +280,6 @@ pub fn join(id: ThreadId) -> Result<i64, ThreadError> {
                 Machine::restore_interrupts(enabled);
                 if reclaimed {
                     free_stack(stack);
-                    release_slot_process(id);
                 }
                 return Ok(code);
             }
@@ -377,23 +386,13 @@ fn finish_switch() {
     }
     let left = ThreadId::from_u64(left);
     // Read before `left_cpu`: once that reclaims the slot, a new thread may take it.
-    let slot = tcb(left);
-    let stack = slot.stack();
-    // An ended thread no longer needs its process: the reference goes back now, not when a join
-    // or detach frees the slot, so a thread nobody joins does not keep the address space (page
-    // tables, mapped frames) alive. Taken before `left_cpu`: nobody can reclaim the slot (and a
-    // new claimer write this word) until the thread has left its CPU.
-    let ended = matches!(
-        THREADS.state(left),
-        Ok(kernel_core::thread::ThreadState::Terminated)
-    );
-    let process = if ended {
-        slot.process.swap(0, Ordering::Relaxed)
-    } else {
-        slot.process.load(Ordering::Relaxed)
-    };
+    let stack = tcb(left).stack();
+    let process = LEFT_PROCESS.load(Ordering::Relaxed);
+    if process != 0 {
+        LEFT_PROCESS.store(0, Ordering::Relaxed);
+    }
     let reclaimed = THREADS.left_cpu(left) == Ok(true);
-    if reclaimed || (ended && process != 0) {
+    if reclaimed || process != 0 {
         park(reclaimed.then_some(stack), process);
     }
 }
@@ -502,14 +501,6 @@ pub fn request_kill(id: ThreadId) {
     tcb(id).kill_pending.store(true, Ordering::Release);
     if wake(id) && current() != id {
         schedule(true);
-    }
-}
-
-/// Gives back the process reference of a slot that a join reclaimed.
-fn release_slot_process(id: ThreadId) {
-    let process = tcb(id).process.swap(0, Ordering::Relaxed);
-    if process != 0 {
-        (user_hooks().release_process)(process);
     }
 }
 
@@ -711,13 +702,10 @@ pub fn is_joining(me: ThreadId) -> bool {
     })
 }
 
-/// Reclaim bookkeeping after a user join saw `id` exited: frees its stack if the join reclaimed
-/// the slot. `stack` was read before the join.
-pub fn finish_user_join(id: ThreadId, stack: KernelStack, reclaimed: bool) {
-    if reclaimed {
-        free_stack(stack);
-        release_slot_process(id);
-    }
+/// Frees the stack of a slot a user join reclaimed (read before the join). Its process
+/// reference went back when the thread ended.
+pub fn free_joined_stack(stack: KernelStack) {
+    free_stack(stack);
 }
 
 /// Nobody will join user thread `id`: its slot (stack, process reference) is reclaimed now if it
@@ -728,7 +716,7 @@ pub fn detach_user_thread(id: ThreadId) {
     let reclaimed = THREADS.detach(id);
     Machine::restore_interrupts(enabled);
     if reclaimed == Ok(true) {
-        finish_user_join(id, stack, true);
+        free_stack(stack);
     }
 }
 

@@ -11,20 +11,31 @@
 //! and dropped inside the fault call), never kill the process (the system call fails, nothing
 //! else), and never let an address outside user space reach a pager.
 
-use super::fault;
+use super::{UserFrame, fault};
 use crate::platform::Machine;
 use abi::Error;
 use abi::fault::SYSCALL_FAULT_ATTEMPTS;
 use abi::init::{USER_END, USER_START};
-use kernel_core::hal::{Platform, UserAccessError};
+use kernel_core::hal::{Platform, UserAccessError, UserMode, UserRegisters};
 use kernel_core::memory_map::FRAME_SIZE;
 
 /// Where a system call's copy runs on behalf of: the pc of its system-call instruction (the
-/// fault message's word 2).
+/// fault message's word 2). Made only by the calls that copy user memory, not on every call.
 #[derive(Debug, Clone, Copy)]
 pub struct SyscallSite {
     /// The pc of the `syscall` / `svc #0` instruction.
     pub pc: u64,
+}
+
+impl SyscallSite {
+    /// The site of the system call whose saved registers are `frame`.
+    pub fn of(frame: &UserFrame) -> Self {
+        Self {
+            pc: frame
+                .pc()
+                .wrapping_sub(<Machine as UserMode>::SYSCALL_INSTRUCTION_BYTES),
+        }
+    }
 }
 
 /// Fills `buffer` from user address `ptr`, asking the pager about pages that are not mapped yet.
@@ -33,21 +44,10 @@ pub struct SyscallSite {
 /// while the pager is asked (a thread may wait on a pager for ever).
 pub fn copy_in(site: SyscallSite, ptr: u64, buffer: &mut [u8]) -> Result<(), Error> {
     let len = buffer.len();
-    copy_with_faults(site, ptr, len, false, |offset, address| {
-        Machine::copy_from_user(&mut buffer[offset..], address)
-    })
-}
-
-/// The copy loop shared by every direction: `copy(offset, address)` copies bytes
-/// `offset..len` of the buffer from or to user address `address` (= `ptr + offset`) and reports
-/// where it stopped. `write`: the kernel writes the user buffer (the fault's access bit).
-fn copy_with_faults(
-    site: SyscallSite,
-    ptr: u64,
-    len: usize,
-    write: bool,
-    mut copy: impl FnMut(usize, u64) -> Result<(), UserAccessError>,
-) -> Result<(), Error> {
+    // Copies bytes `offset..` from user address `address` (= `ptr + offset`), reporting where it
+    // stopped.
+    let mut copy =
+        |offset: usize, address: u64| Machine::copy_from_user(&mut buffer[offset..], address);
     if len == 0 {
         // Nothing is read or written: only the arch path's range check, as always.
         return copy(0, ptr).map_err(|_| Error::BadAddress);
@@ -82,7 +82,7 @@ fn copy_with_faults(
             return Err(Error::BadAddress);
         }
         asked = Some((page, attempts));
-        if !fault::syscall_fault(stopped, site.pc, write) {
+        if !fault::syscall_fault(stopped, site.pc) {
             return Err(Error::BadAddress);
         }
     }

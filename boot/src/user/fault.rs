@@ -80,16 +80,16 @@ fn call_about(fault: &UserFault, (endpoint, badge): (EndpointId, Badge)) -> Opti
 }
 
 /// A system call's copy of a user buffer stopped at `address` (a user address, checked by the
-/// caller), at the system-call instruction `pc`; `write`: the kernel was writing the buffer.
-/// Asks the calling process's pager as for a page fault of the thread; true when it answered
+/// caller) while reading it, at the system-call instruction `pc`. Asks the calling process's pager as for a page fault of the thread; true when it answered
 /// `RESUME` (the copy is then retried). Nobody is killed either way: the system call fails.
 /// Called without any lock held.
-pub fn syscall_fault(address: u64, pc: u64, write: bool) -> bool {
+pub fn syscall_fault(address: u64, pc: u64) -> bool {
     let me = sched::current();
     let Some(process) = process_of(me) else {
         return false;
     };
-    let mut bits = if write { access::WRITE } else { 0 };
+    // A read: no system call writes user memory yet.
+    let mut bits = 0;
     if process
         .space
         .as_ref()

@@ -731,7 +731,6 @@ pub fn register_thread(kernel: &mut Kernel, process: AddressSpaceId, thread: Thr
         entry.started = true;
     }
     kernel.thread_created(thread);
-    tcb(thread).reset_operations();
 }
 
 /// True when `thread` (a live user thread) was created and never started.
@@ -765,22 +764,10 @@ fn withdraw(kernel: &mut Kernel, thread: ThreadId, evicted: &mut Evicted) {
     }
 }
 
-/// The exit code `thread` ended with. Meaningful only while the thread table says `thread` is
-/// `Terminated` (with its generation): the caller checks that before and after the call, so the
-/// slot cannot have been reused in between.
-pub fn exit_code_of(thread: ThreadId) -> i64 {
-    // Acquire: pairs with the release in `exit_current` (the caller's fence then orders its
-    // second look at the thread table after this load).
-    tcb(thread).exit_code.load(Ordering::Acquire) as i64
-}
-
 /// Ends the calling user thread with `code`; the last thread of a process takes the process
 /// with it.
 pub fn exit_current(code: i64) -> ! {
     let me = sched::current();
-    // Before `sched::exit` makes the thread `Terminated` (a release on the slot word): whoever
-    // sees that state sees this code.
-    tcb(me).exit_code.store(code as u64, Ordering::Release);
     let mut evicted = Evicted::new();
     {
         let mut kernel = kernel();
@@ -817,7 +804,6 @@ pub fn kill_thread(thread: ThreadId) {
 /// space was killed meanwhile): nothing names it, so it is ended (started only to end) and
 /// reclaimed as soon as it has.
 pub fn discard_unregistered(thread: ThreadId) {
-    tcb(thread).reset_operations();
     kill_thread(thread);
     sched::detach_user_thread(thread);
 }
@@ -917,7 +903,9 @@ pub fn thread_join(handle: u64, timeout: u64) -> Outcome {
         let stack = sched::stack_of(thread);
         match sched::THREADS.join(thread) {
             Ok(kernel_core::thread::JoinOutcome::Exited { code, reclaimed }) => {
-                sched::finish_user_join(thread, stack, reclaimed);
+                if reclaimed {
+                    sched::free_joined_stack(stack);
+                }
                 sched::reap();
                 return if code == sched::KILLED_EXIT_CODE {
                     Outcome::Fail(Error::Killed)

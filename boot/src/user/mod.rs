@@ -63,7 +63,7 @@ pub fn entered_user() -> bool {
 /// Interrupts masked (the scheduler's switch path).
 pub fn activate_process(process: u64) {
     // SAFETY: the pointer comes from `Arc::into_raw` and is owned by a thread about to run, so
-    // the process (and its tables) stays alive at least until that thread is reaped.
+    // the process (and its tables) stays alive at least until that thread has ended.
     let process = unsafe { &*(process as *const Process) };
     if let Some(space) = &process.space {
         TLB_TAGS.switch_to(space);
@@ -86,8 +86,8 @@ fn process_ref(process: &Arc<Process>) -> u64 {
 /// The process of user thread `id`, if it is one.
 fn process_of(id: ThreadId) -> Option<&'static Process> {
     let raw = sched::process_of(id);
-    // SAFETY: a user thread's slot holds one strong count of its process until the slot is
-    // reaped, and `id` is a live thread (the caller holds it blocked or running).
+    // SAFETY: a user thread's slot holds one strong count of its process until the thread has
+    // ended (then the word is 0), and `id` has not: the caller holds it blocked or running.
     (raw != 0).then(|| unsafe { &*(raw as *const Process) })
 }
 

@@ -21,7 +21,7 @@ use abi::init::{USER_END, USER_START};
 use abi::syscall::ThreadStatus;
 use abi::{CapHandle, Error, ObjectType, Rights, Syscall, Timeout};
 use kernel_core::cap::{Capability, ObjectRef};
-use kernel_core::hal::{Platform, UserMode, UserRegisters};
+use kernel_core::hal::{Platform, UserRegisters};
 use kernel_core::ipc::Blocked;
 use kernel_core::memory_map::FRAME_SIZE;
 use kernel_core::object::FrameRange;
@@ -75,15 +75,9 @@ pub fn on_syscall(frame: &mut UserFrame) {
 
 fn dispatch(call: Syscall, frame: &mut UserFrame) -> Outcome {
     let a = |i: usize| frame.slot(i);
-    // Where a copy of a user buffer that faults says the thread was (`abi::fault`).
-    let site = SyscallSite {
-        pc: frame
-            .pc()
-            .wrapping_sub(<Machine as UserMode>::SYSCALL_INSTRUCTION_BYTES),
-    };
     match call {
         Syscall::Null => Outcome::Value(0),
-        Syscall::DebugWrite => debug_write(site, a(0), a(1)).into(),
+        Syscall::DebugWrite => debug_write(SyscallSite::of(frame), a(0), a(1)).into(),
         Syscall::Yield => {
             sched::yield_now();
             Outcome::Value(0)
@@ -112,7 +106,9 @@ fn dispatch(call: Syscall, frame: &mut UserFrame) -> Outcome {
         Syscall::ThreadKill => ipc::thread_kill(a(0)),
         Syscall::ThreadJoin => ipc::thread_join(a(0), a(7)),
         Syscall::SetPager => set_pager(a(0), a(1)).into(),
-        Syscall::TestReport => test_report(site, a(0), a(1), a(2), a(3), a(4)).into(),
+        Syscall::TestReport => {
+            test_report(SyscallSite::of(frame), a(0), a(1), a(2), a(3), a(4)).into()
+        }
         Syscall::ClockNanos => Outcome::Value(Machine::now_ns()),
         Syscall::ThreadState => thread_state(frame),
         Syscall::SetExceptionHandler => set_exception_handler(a(0), a(1)).into(),
@@ -604,7 +600,7 @@ fn describe_in_state(
     use kernel_core::thread::ThreadState as Table;
     let stale = |_| Error::StaleCapability;
     if state == Table::Terminated {
-        let code = ipc::exit_code_of(id);
+        let code = sched::THREADS.exit_code(id).map_err(stale)?;
         let fatal = super::fault::fatal_fault_of(id);
         // Still `Terminated` with this generation afterwards: the slot was not reclaimed and
         // reused while the records were read, so they are this thread's. (A seqlock read: every

@@ -461,6 +461,23 @@ impl<const N: usize> ThreadTable<N> {
         Ok(word.state())
     }
 
+    /// The code `id` ended with, while it is `Terminated` and not yet reclaimed (for reports such
+    /// as `ThreadState`; only a join collects it). The slot may be reclaimed and reused right
+    /// after this returns: a caller that reads other per-slot records with it looks at
+    /// [`state`](Self::state) again afterwards.
+    pub fn exit_code(&self, id: ThreadId) -> Result<i64, ThreadError> {
+        let slot = self.slot(id)?;
+        let word = Word(slot.word.load(Acquire));
+        if word.generation() != id.generation() || word.state() == ThreadState::Free {
+            return Err(ThreadError::Stale);
+        }
+        match word.state() {
+            // The acquire load of `Terminated` orders this read after the thread's store.
+            ThreadState::Terminated => Ok(slot.exit_code.load(Relaxed) as i64),
+            found => Err(ThreadError::WrongState { found }),
+        }
+    }
+
     /// A snapshot of slot `index` for dumps; `None` if the index is outside the table.
     #[must_use]
     pub fn slot_info(&self, index: usize) -> Option<SlotInfo> {

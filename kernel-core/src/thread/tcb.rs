@@ -1,13 +1,12 @@
 //! The thread control block: everything the kernel keeps about one thread slot, in one place.
 //!
 //! Owns the per-slot record a reader looks for first: how the thread is scheduled (saved stack
-//! pointer, kernel stack, priority, body), how it ends (joiner, pending kill, exit code), what it
-//! runs in user mode (process, entry registers, the top of its kernel stack where its user
-//! registers are saved), where its blocking operations stand (completion, fault call, the
-//! notification it waits on, the capability its queued message carries), its last fault and the
-//! architecture's
+//! pointer, kernel stack, priority, body), how it ends (joiner, pending kill), what it runs in
+//! user mode (process, entry registers, the top of its kernel stack where its user registers are
+//! saved), where its blocking operations stand (completion, fault call, the notification it
+//! waits on, the capability its queued message carries), its last fault and the architecture's
 //! own part (`X`: the FP/SIMD save area). Two things live elsewhere on purpose and are named by
-//! the same slot index: the slot's state word ([`super::ThreadTable`], the lock-free state
+//! the same slot index: the slot's state word (with the exit code) ([`super::ThreadTable`], the lock-free state
 //! machine that decides who may touch this record) and the thread's place in endpoint queues
 //! ([`crate::ipc::Endpoints`], the host-tested IPC model).
 //!
@@ -48,7 +47,7 @@ pub struct Tcb<X> {
     /// below it (0: a kernel thread).
     pub user_top: AtomicU64,
     /// A user thread's process: a pointer from `Arc::into_raw`, one strong count owned by the
-    /// thread, given back when the slot is reclaimed (0: none).
+    /// thread, given back once the thread has ended and left its CPU (0: none, or ended).
     pub process: AtomicU64,
     /// A user thread's entry point, for its first entry into user mode.
     pub user_entry: AtomicU64,
@@ -56,8 +55,6 @@ pub struct Tcb<X> {
     pub user_sp: AtomicU64,
     /// A user thread's first argument register.
     pub user_arg: AtomicU64,
-    /// The code the user thread ended with (written before the slot becomes `Terminated`).
-    pub exit_code: AtomicU64,
 
     // ---- blocking operations ----------------------------------------------------------------
     /// Its blocking operation was completed by another thread, which wrote the results into its
@@ -103,7 +100,6 @@ impl<X> Tcb<X> {
             user_entry: AtomicU64::new(0),
             user_sp: AtomicU64::new(0),
             user_arg: AtomicU64::new(0),
-            exit_code: AtomicU64::new(0),
             completed: AtomicBool::new(false),
             started: AtomicBool::new(false),
             in_fault: AtomicBool::new(false),

@@ -114,7 +114,15 @@ fn full_life_cycle() {
     assert_eq!(table.wake(id), Ok(true));
     assert_eq!(table.state(id), Ok(ThreadState::Ready));
     table.start_running(id).unwrap();
+    assert_eq!(
+        table.exit_code(id),
+        Err(ThreadError::WrongState {
+            found: ThreadState::Running
+        }),
+        "no exit code before the end"
+    );
     table.terminate(id, 42).unwrap();
+    assert_eq!(table.exit_code(id), Ok(42), "readable until reclaimed");
     assert_eq!(
         table.join(id),
         Ok(JoinOutcome::Exited {
@@ -124,6 +132,7 @@ fn full_life_cycle() {
     );
     assert_eq!(table.left_cpu(id), Ok(true));
     assert_eq!(table.state(id), Err(ThreadError::Stale));
+    assert_eq!(table.exit_code(id), Err(ThreadError::Stale));
     assert_eq!(table.free_count(), 4);
     let info = table.slot_info(0).unwrap();
     assert_eq!(
