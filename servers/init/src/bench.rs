@@ -260,11 +260,22 @@ fn thread_create_join(env: &Env) -> Result<u64, Reason> {
     let mut stack =
         rt::thread::ReusableStack::new(env.own_space, LOCAL_STACK_VA, LOCAL_STACK_PAGES)
             .context("reusable stack")?;
+    // A first thread with a timeout (a thread that never ends fails the benchmark instead of
+    // hanging it), then the measured ones with `FOREVER`: no timer in the join.
+    let first = stack.run(short_thread, 0, WAIT).context("first run")?;
+    if i64::from(first) != short_thread(0) {
+        fail!(
+            "thread 0 ended with {first:#x}, expected {:#x}",
+            short_thread(0)
+        );
+    }
     let mut next = 0u64;
     measure(1, |ops| {
         for _ in 0..ops {
             next += 1;
-            let code = stack.run(short_thread, next, WAIT).context("run")?;
+            let code = stack
+                .run(short_thread, next, Timeout::FOREVER)
+                .context("run")?;
             if i64::from(code) != short_thread(next) {
                 fail!(
                     "thread {next} ended with {code:#x}, expected {:#x}",

@@ -67,13 +67,22 @@ fn call_to_a_silent_server(env: &Env) -> TestResult {
         Ok(thread) => thread,
         Err(error) => fail!("spawn the silent server: {error}"),
     };
-    // The server must be waiting in `Recv` before the call, so that the call switches to it.
+    // The server must be waiting in `Recv` before the call, so that the call switches to it:
+    // a timed join lets it get there (and checks the join's own timeout), and the kernel must
+    // then report it receiving (on a slow host the join alone could end before it got there).
     let called = timed(
         env,
         "the silent server waits in recv",
         SETTLE_NANOS,
         |timeout| thread_join(server.thread, timeout),
     )
+    .and_then(|()| {
+        crate::child::await_state(
+            "the silent server",
+            server.thread,
+            rt::syscall::ThreadState::Receiving,
+        )
+    })
     .and_then(|()| {
         timed(
             env,
