@@ -341,20 +341,7 @@ impl<'a> FrameAllocator<'a> {
                 continue;
             }
             let start = range.start.max(limit.next_multiple_of(FRAME_SIZE));
-            let (mut at, end) = (self.index(start), self.index(range.end));
-            while at < end {
-                let (word, bit) = (at / WORD_BITS, at % WORD_BITS);
-                let n = (WORD_BITS - bit).min(end - at);
-                let old = self.words[word];
-                let new = if free {
-                    old | mask(bit, n)
-                } else {
-                    old & !mask(bit, n)
-                };
-                changed += (old ^ new).count_ones() as usize;
-                self.set_word(word, new);
-                at += n;
-            }
+            changed += self.fill(self.index(start), self.index(range.end), free);
         }
         changed
     }
@@ -463,9 +450,10 @@ impl<'a> FrameAllocator<'a> {
         None
     }
 
-    /// Sets (`free`) or clears bits `[from, to)`, a word at a time.
-    fn fill(&mut self, from: usize, to: usize, free: bool) {
+    /// Sets (`free`) or clears bits `[from, to)`, a word at a time; returns how many bits changed.
+    fn fill(&mut self, from: usize, to: usize, free: bool) -> usize {
         debug_assert!(to <= self.span_frames);
+        let mut changed = 0;
         let mut at = from;
         while at < to {
             let (word, bit) = (at / WORD_BITS, at % WORD_BITS);
@@ -476,9 +464,11 @@ impl<'a> FrameAllocator<'a> {
             } else {
                 old & !mask(bit, n)
             };
+            changed += (old ^ new).count_ones() as usize;
             self.set_word(word, new);
             at += n;
         }
+        changed
     }
 
     /// Writes bitmap word `word` and brings both towers up to date: the only way the bitmap

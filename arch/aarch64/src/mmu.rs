@@ -156,21 +156,8 @@ pub fn harden_sctlr(pan: bool) {
 
 /// Sets PSTATE.PAN (the CPU must have PAN) and reports whether it reads back set.
 pub fn enable_pan() -> bool {
-    let pan: u64;
-    // SAFETY: PAN (S3_0_C4_C2_3, written with the generic name so no assembler extension is
-    // needed) only makes EL1 data accesses to EL0-accessible pages fault; the only code that
-    // accesses user memory uses `ldtrb`/`sttrb`, which PAN does not affect.
-    unsafe {
-        asm!(
-            "msr S3_0_C4_C2_3, {set}",
-            "isb",
-            "mrs {pan}, S3_0_C4_C2_3",
-            set = in(reg) PAN_BIT,
-            pan = out(reg) pan,
-            options(nostack, preserves_flags)
-        )
-    };
-    pan & PAN_BIT != 0
+    set_pan(true);
+    pan_set()
 }
 
 /// Whether PSTATE.PAN is set (the CPU must have PAN).
@@ -181,12 +168,13 @@ pub fn pan_set() -> bool {
     pan & PAN_BIT != 0
 }
 
-/// Sets or clears PSTATE.PAN (the CPU must have PAN). Clearing it is for the trap-entry test
-/// only (see `enable_pan` for why setting it is always safe).
+/// Sets or clears PSTATE.PAN (the CPU must have PAN). Setting it is always safe: it only makes
+/// EL1 data accesses to EL0 pages fault, and the user-copy path uses `ldtrb`/`sttrb`, which PAN
+/// does not affect. Clearing it is for the trap-entry test only.
 pub fn set_pan(on: bool) {
     let value = if on { PAN_BIT } else { 0 };
-    // SAFETY: PAN only decides whether EL1 data accesses to EL0 pages fault; the caller (the
-    // trap-entry test) touches no user memory while it is clear and sets it again.
+    // SAFETY: PAN only decides whether EL1 data accesses to EL0 pages fault (S3_0_C4_C2_3 is
+    // PAN by its generic name); the one caller that clears it touches no user memory meanwhile.
     unsafe {
         asm!(
             "msr S3_0_C4_C2_3, {}",

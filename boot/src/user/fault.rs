@@ -49,14 +49,9 @@ pub fn pending_fault_of(thread: ThreadId) -> [u64; 4] {
 /// The fault that killed `thread`, if one did. Only meaningful while the thread table says
 /// `thread` is `Terminated` (the record was completed before that, see `kill_process`).
 pub fn fatal_fault_of(thread: ThreadId) -> Option<[u64; 4]> {
-    let record = tcb(thread);
     // Acquire: pairs with the release in `kill_process`, after the words were written.
-    (record.fatal_to.load(Ordering::Acquire) == thread.as_u64()).then(|| {
-        record
-            .fault_words
-            .each_ref()
-            .map(|word| word.load(Ordering::Relaxed))
-    })
+    (tcb(thread).fatal_to.load(Ordering::Acquire) == thread.as_u64())
+        .then(|| pending_fault_of(thread))
 }
 
 /// Records `fault` as the calling thread's last fault (the words `ThreadState` reports).
@@ -123,10 +118,11 @@ pub fn on_user_fault(_frame: &mut UserFrame, fault: UserFault) {
     // The forwarding rule of `abi::fault`. The objects' lock is held for this block only.
     let receiver = {
         let kernel = kernel();
-        let pager = kernel.process(process.id).ok().and_then(|e| e.pager);
+        let entry = kernel.process(process.id).ok();
+        let pager = entry.and_then(|e| e.pager);
         match fault.kind {
             FaultKind::Page => pager.map(|pager| (pager, "pager")),
-            _ => match process.exception_handler(&kernel) {
+            _ => match entry.and_then(|e| e.exception_handler) {
                 Some(handler) => Some((handler, "exception handler")),
                 None => pager.map(|pager| (pager, "pager")),
             },

@@ -818,10 +818,10 @@ pub fn kill_space(space: AddressSpaceId, spare: ThreadId) {
     let mut evicted = Evicted::new();
     {
         let mut kernel = kernel();
-        let Ok(entry) = kernel.process(space) else {
+        let Ok(entry) = kernel.process_mut(space) else {
             return;
         };
-        entry.process.mark_dying(&kernel);
+        entry.dying = true;
         if entry.threads.is_empty() {
             // Never given a thread: nothing will end it, so it goes now, as a process whose last
             // thread ended.

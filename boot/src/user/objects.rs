@@ -16,12 +16,11 @@
 use crate::ktrace::{KLock, KernelLockHal};
 use crate::memory::{FRAMES, UserSpace};
 use crate::tcb::tcb;
-use abi::Badge;
 use abi::Error;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use kernel_core::cap::{AddressSpaceId, EndpointId};
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel_core::cap::AddressSpaceId;
 use kernel_core::lock::SpinGuard;
 use kernel_core::memory_map::FRAME_SIZE;
 use kernel_core::object::{FrameRange, ObjectHost, ObjectTable};
@@ -37,66 +36,6 @@ pub struct Process {
     pub space: Option<UserSpace>,
     /// Its name in the process table.
     pub id: AddressSpaceId,
-    /// Where its faults other than page faults go (`SetExceptionHandler`). Under [`KERNEL`].
-    exception: ExceptionHandler,
-    /// It is being ended as a whole (`SpaceKill`, or the kill after a fault nobody resolved): no
-    /// thread may be added any more. Under [`KERNEL`], one way.
-    dying: AtomicBool,
-}
-
-/// An endpoint and the badge of the capability it was given with (`SetExceptionHandler`),
-/// kept in atomics so that the payload can stay shared (`Arc`); written and read only under
-/// [`KERNEL`], which orders them.
-#[derive(Debug)]
-struct ExceptionHandler {
-    set: AtomicBool,
-    endpoint: AtomicU64,
-    badge: AtomicU64,
-}
-
-impl Process {
-    fn new(space: Option<UserSpace>, id: AddressSpaceId) -> Self {
-        Self {
-            space,
-            id,
-            exception: ExceptionHandler {
-                set: AtomicBool::new(false),
-                endpoint: AtomicU64::new(0),
-                badge: AtomicU64::new(0),
-            },
-            dying: AtomicBool::new(false),
-        }
-    }
-
-    /// Its exception handler. The caller holds the [`KERNEL`] lock (`_kernel` proves it).
-    pub fn exception_handler(&self, _kernel: &Kernel) -> Option<(EndpointId, Badge)> {
-        let handler = &self.exception;
-        handler.set.load(Ordering::Relaxed).then(|| {
-            (
-                EndpointId::from_u64(handler.endpoint.load(Ordering::Relaxed)),
-                handler.badge.load(Ordering::Relaxed),
-            )
-        })
-    }
-
-    /// Sets (or, with `None`, clears) its exception handler, under the [`KERNEL`] lock.
-    pub fn set_exception_handler(&self, _kernel: &Kernel, to: Option<(EndpointId, Badge)>) {
-        let handler = &self.exception;
-        let (endpoint, badge) = to.map_or((0, 0), |(id, badge)| (id.as_u64(), badge));
-        handler.endpoint.store(endpoint, Ordering::Relaxed);
-        handler.badge.store(badge, Ordering::Relaxed);
-        handler.set.store(to.is_some(), Ordering::Relaxed);
-    }
-
-    /// Whether it is being ended as a whole (no thread may be added). Under the [`KERNEL`] lock.
-    pub fn dying(&self, _kernel: &Kernel) -> bool {
-        self.dying.load(Ordering::Relaxed)
-    }
-
-    /// Marks it as being ended as a whole, under the [`KERNEL`] lock. For good.
-    pub fn mark_dying(&self, _kernel: &Kernel) {
-        self.dying.store(true, Ordering::Relaxed);
-    }
 }
 
 impl Drop for Process {
@@ -199,7 +138,12 @@ pub fn add_process(
     name: &str,
 ) -> Result<AddressSpaceId, Error> {
     let mut space = Some(space);
-    let added = kernel.add_process(name, |id| Arc::new(Process::new(space.take(), id)));
+    let added = kernel.add_process(name, |id| {
+        Arc::new(Process {
+            space: space.take(),
+            id,
+        })
+    });
     if let Some(space) = space {
         let mut frames = FRAMES.lock_irqsave();
         if let Some(frames) = frames.as_mut() {

@@ -486,16 +486,16 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
     let (target, process) = {
         let kernel = kernel();
         let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
-        let process = &kernel.process(target)?.process;
-        if process.dying(&kernel) {
+        let entry = kernel.process(target)?;
+        if entry.dying {
             // Being ended as a whole (`SpaceKill`, a fatal fault): as good as gone.
             return Err(Error::StaleCapability);
         }
-        (target, process.clone())
+        if kernel.process(me)?.caps.free() == 0 {
+            return Err(Error::TableFull);
+        }
+        (target, entry.process.clone())
     };
-    if kernel().process(me)?.caps.free() == 0 {
-        return Err(Error::TableFull);
-    }
     let thread = sched::create_user_thread(
         process_ref(&process),
         sched::NORMAL_PRIORITY,
@@ -505,9 +505,7 @@ fn thread_create(space: u64, entry: u64, sp: u64, arg: u64) -> Result<u64, Error
     )
     .map_err(|_| Error::OutOfMemory)?;
     let mut kernel = kernel();
-    let alive = kernel
-        .process(target)
-        .is_ok_and(|entry| !entry.process.dying(&kernel));
+    let alive = kernel.process(target).is_ok_and(|entry| !entry.dying);
     if !alive {
         // The space was killed (or ended) while the thread was made: it never joins it.
         drop(kernel);
@@ -684,13 +682,10 @@ fn set_pager(space: u64, endpoint: u64) -> Result<u64, Error> {
 /// `SetExceptionHandler`: where the space's faults other than page faults go (`abi::fault`).
 fn set_exception_handler(space: u64, endpoint: u64) -> Result<u64, Error> {
     let me = my_process();
-    let kernel = kernel();
+    let mut kernel = kernel();
     let target = lookup_space(&kernel, me, space, Rights::CONTROL)?;
     let handler = fault_endpoint(&kernel, me, endpoint)?;
-    kernel
-        .process(target)?
-        .process
-        .set_exception_handler(&kernel, handler);
+    kernel.process_mut(target)?.exception_handler = handler;
     Ok(0)
 }
 

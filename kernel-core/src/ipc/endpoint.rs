@@ -647,6 +647,12 @@ impl<const E: usize, const T: usize> Endpoints<E, T> {
     }
 
     /// The endpoint's slot, if `endpoint` names a live endpoint.
+    /// Whether `endpoint` names a live endpoint (not destroyed, its slot not reused).
+    #[must_use]
+    pub fn is_live(&self, endpoint: EndpointId) -> bool {
+        self.check_endpoint(endpoint).is_ok()
+    }
+
     fn check_endpoint(&self, endpoint: EndpointId) -> Result<usize, Error> {
         let e = endpoint.index();
         let Some(slot) = self.endpoints.get(e) else {

@@ -47,12 +47,6 @@ impl FrameRecords {
         self.records.len()
     }
 
-    /// Whether no range is recorded.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
     /// Records `range` with no references yet; `owned` ranges go back to the allocator at the end.
     pub fn add(&mut self, range: FrameRange, owned: bool) {
         self.records.insert(

@@ -7,8 +7,8 @@
 //! registers, no scheduler, no page tables, no locks: the caller holds the table under its one
 //! lock.
 //!
-//! - [`GenSlots`]: generation-checked slots, the storage of every named object kind.
-//! - [`FrameRecords`]: the frame ranges handed to user space and their references.
+//! - `GenSlots`: generation-checked slots, the storage of every named object kind.
+//! - `FrameRecords`: the frame ranges handed to user space and their references.
 //! - [`ObjectTable`]: all of it, with the reference-counting rules.
 
 mod frames;
@@ -17,8 +17,7 @@ mod table;
 #[cfg(all(test, not(loom)))]
 mod tests;
 
-pub use frames::{FrameRange, FrameRecords};
-pub use slots::GenSlots;
+pub use frames::FrameRange;
 pub use table::{
     Evicted, MAX_NOTIFICATIONS, MAX_PROCESSES, ObjectCounts, ObjectHost, ObjectTable, Pending,
     ProcessEntry,

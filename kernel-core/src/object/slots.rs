@@ -43,12 +43,6 @@ impl<T> GenSlots<T> {
         self.live
     }
 
-    /// The most objects the table holds at once.
-    #[must_use]
-    pub const fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// Allocates the whole table now (it never grows or shrinks afterwards), so that the heap in
     /// use does not change with the first object. `OutOfMemory` if the heap cannot hold it.
     pub fn reserve(&mut self) -> Result<(), Error> {
@@ -91,21 +85,32 @@ impl<T> GenSlots<T> {
     /// The object in slot `index` at `generation`: `InvalidCapability` if that slot never held
     /// it, `StaleCapability` if it held it once and it is gone.
     pub fn get(&self, index: usize, generation: u32) -> Result<&T, Error> {
-        let slot = self.slots.get(index).ok_or(Error::InvalidCapability)?;
-        match &slot.value {
-            Some(value) if slot.generation == generation => Ok(value),
-            _ if generation == 0 || generation > slot.generation => Err(Error::InvalidCapability),
-            _ => Err(Error::StaleCapability),
-        }
+        self.check(index, generation)?;
+        self.slots[index]
+            .value
+            .as_ref()
+            .ok_or(Error::StaleCapability)
     }
 
     /// [`get`](Self::get), mutably.
     pub fn get_mut(&mut self, index: usize, generation: u32) -> Result<&mut T, Error> {
-        let slot = self.slots.get_mut(index).ok_or(Error::InvalidCapability)?;
-        match &mut slot.value {
-            Some(value) if slot.generation == generation => Ok(value),
-            _ if generation == 0 || generation > slot.generation => Err(Error::InvalidCapability),
-            _ => Err(Error::StaleCapability),
+        self.check(index, generation)?;
+        self.slots[index]
+            .value
+            .as_mut()
+            .ok_or(Error::StaleCapability)
+    }
+
+    /// The one rule of [`get`](Self::get): `Ok` when slot `index` holds its object at
+    /// `generation`.
+    fn check(&self, index: usize, generation: u32) -> Result<(), Error> {
+        let slot = self.slots.get(index).ok_or(Error::InvalidCapability)?;
+        if generation == 0 || generation > slot.generation {
+            Err(Error::InvalidCapability)
+        } else if generation < slot.generation || slot.value.is_none() {
+            Err(Error::StaleCapability)
+        } else {
+            Ok(())
         }
     }
 
@@ -121,7 +126,8 @@ impl<T> GenSlots<T> {
     }
 
     /// Every stored object with its `(index, generation)`.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, u32, &T)> + '_ {
+    #[cfg(test)]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32, &T)> + '_ {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
             slot.value
                 .as_ref()

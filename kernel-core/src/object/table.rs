@@ -58,6 +58,11 @@ pub struct ProcessEntry<P> {
     pub caps: Box<CapTable>,
     /// Where its faults go: an endpoint and the badge of the capability given to `SetPager`.
     pub pager: Option<(EndpointId, Badge)>,
+    /// Where its faults other than page faults go (`SetExceptionHandler`), as `pager`.
+    pub exception_handler: Option<(EndpointId, Badge)>,
+    /// It is being ended as a whole (`SpaceKill`, or the kill after a fault nobody resolved): no
+    /// thread may be added any more. One way.
+    pub dying: bool,
     /// Threads created in it and not yet ended.
     pub threads: Vec<ThreadId>,
     /// Capabilities naming it (in any table).
@@ -72,13 +77,6 @@ pub struct ProcessEntry<P> {
 struct NotificationObject {
     refs: u32,
     word: Notification,
-}
-
-/// Reference count of one endpoint slot, for the generation it was counted for.
-#[derive(Debug, Clone, Copy)]
-struct EndpointRefs {
-    generation: u32,
-    refs: u32,
 }
 
 /// Capabilities naming the thread currently in one thread slot.
@@ -116,7 +114,9 @@ pub struct ObjectCounts {
 pub struct ObjectTable<H: ObjectHost> {
     /// Endpoints and the IPC state of every thread.
     pub endpoints: Endpoints,
-    endpoint_refs: [EndpointRefs; MAX_ENDPOINTS],
+    /// Capabilities naming the live endpoint of each slot (a stale ID is refused by
+    /// `Endpoints::is_live` before it can count).
+    endpoint_refs: [u32; MAX_ENDPOINTS],
     notifications: GenSlots<NotificationObject>,
     processes: GenSlots<ProcessEntry<H::Process>>,
     frames: FrameRecords,
@@ -147,10 +147,7 @@ impl<H: ObjectHost> ObjectTable<H> {
     pub const fn new() -> Self {
         Self {
             endpoints: Endpoints::new(),
-            endpoint_refs: [EndpointRefs {
-                generation: 0,
-                refs: 0,
-            }; MAX_ENDPOINTS],
+            endpoint_refs: [0; MAX_ENDPOINTS],
             notifications: GenSlots::new(MAX_NOTIFICATIONS),
             processes: GenSlots::new(MAX_PROCESSES),
             frames: FrameRecords::new(),
@@ -211,6 +208,8 @@ impl<H: ObjectHost> ObjectTable<H> {
                 process: make(id),
                 caps: Box::new(CapTable::new()),
                 pager: None,
+                exception_handler: None,
+                dying: false,
                 threads: Vec::new(),
                 refs: 0,
                 name: name_copy,
@@ -277,10 +276,8 @@ impl<H: ObjectHost> ObjectTable<H> {
     pub fn retain_object(&mut self, object: ObjectRef) {
         match object {
             ObjectRef::Endpoint(id) => {
-                if let Some(counts) = self.endpoint_refs.get_mut(id.index())
-                    && counts.generation == id.generation()
-                {
-                    counts.refs += 1;
+                if self.endpoints.is_live(id) {
+                    self.endpoint_refs[id.index()] += 1;
                 }
             }
             ObjectRef::Notification(id) => {
@@ -312,14 +309,12 @@ impl<H: ObjectHost> ObjectTable<H> {
     pub fn release_object(&mut self, object: ObjectRef, evicted: &mut Evicted) {
         match object {
             ObjectRef::Endpoint(id) => {
-                let Some(counts) = self.endpoint_refs.get_mut(id.index()) else {
-                    return;
-                };
-                if counts.generation != id.generation() || counts.refs == 0 {
+                if !self.endpoints.is_live(id) || self.endpoint_refs[id.index()] == 0 {
                     return;
                 }
-                counts.refs -= 1;
-                if counts.refs == 0 {
+                let refs = &mut self.endpoint_refs[id.index()];
+                *refs -= 1;
+                if *refs == 0 {
                     let _ = self.endpoints.destroy(id, |thread, cancelled| {
                         evicted.push((thread, Some(cancelled)));
                     });
@@ -400,10 +395,7 @@ impl<H: ObjectHost> ObjectTable<H> {
     /// A new endpoint (no references yet: the caller inserts its first capability).
     pub fn create_endpoint(&mut self) -> Result<EndpointId, Error> {
         let id = self.endpoints.create()?;
-        self.endpoint_refs[id.index()] = EndpointRefs {
-            generation: id.generation(),
-            refs: 0,
-        };
+        self.endpoint_refs[id.index()] = 0;
         Ok(id)
     }
 

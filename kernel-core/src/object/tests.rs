@@ -1,6 +1,7 @@
 //! Host tests of the object table: generations, reference counts, what goes when, and that a
 //! stale ID never touches the object now in its slot.
 
+use super::slots::GenSlots;
 use super::*;
 use crate::cap::{Capability, ObjectRef};
 use crate::ipc::{CallOutcome, Message, RecvOutcome};

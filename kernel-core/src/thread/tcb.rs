@@ -167,7 +167,7 @@ impl<X> Tcb<X> {
 
     /// The pager's reply label, taken (`None` if no reply came).
     pub fn take_fault_reply(&self) -> Option<u32> {
-        let raw = self.fault_reply.swap(NONE, Ordering::Relaxed);
+        let raw = take_word(&self.fault_reply, NONE);
         (raw != NONE).then_some(raw as u32)
     }
 
@@ -191,7 +191,7 @@ impl<X> Tcb<X> {
 
     /// Takes the notification it waits on (it no longer waits).
     pub fn take_waiting_on(&self) -> Option<NotificationId> {
-        let raw = self.waiting_on.swap(NONE, Ordering::Relaxed);
+        let raw = take_word(&self.waiting_on, NONE);
         (raw != NONE).then(|| NotificationId::from_u64(raw))
     }
 
@@ -202,11 +202,16 @@ impl<X> Tcb<X> {
 
     /// Takes the handle lent to its queued message (null if none).
     pub fn take_lent(&self) -> CapHandle {
-        CapHandle::from_raw(
-            self.lent
-                .swap(CapHandle::NULL.into_raw(), Ordering::Relaxed),
-        )
+        CapHandle::from_raw(take_word(&self.lent, CapHandle::NULL.into_raw()))
     }
+}
+
+/// Reads a word guarded by the object lock and leaves `empty` in it: a load and a store, which
+/// the lock orders (no locked read-modify-write on the IPC path).
+fn take_word(word: &AtomicU64, empty: u64) -> u64 {
+    let value = word.load(Ordering::Relaxed);
+    word.store(empty, Ordering::Relaxed);
+    value
 }
 
 #[cfg(all(test, not(loom)))]
