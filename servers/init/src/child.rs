@@ -107,6 +107,16 @@ impl Spawned {
         thread_join(self.child.thread, timeout)
     }
 
+    /// Waits (at most `timeout`) for the helper's thread to end and checks it was killed;
+    /// `what` names it in the reason.
+    pub fn expect_killed(&self, what: impl Display, timeout: Timeout) -> TestResult {
+        crate::tests::expect_err(
+            format_args!("thread_join {what}"),
+            self.join(timeout),
+            Error::Killed,
+        )
+    }
+
     /// Waits for the helper to end and checks that it exited with 0.
     pub fn expect_clean_exit(&self, timeout: Timeout) -> Result<(), Reason> {
         let name = role_name(self.role);
@@ -159,6 +169,13 @@ pub fn poll_state(
         }
         yield_now().context("yield")?;
     }
+}
+
+/// Checks that `thread` is in `want`, by one `ThreadState` (for a thread that is known to be
+/// blocked there: it cannot move on by itself).
+pub fn expect_state(what: impl Display, thread: CapHandle, want: ThreadState) -> TestResult {
+    let state = thread_state(thread).context(format_args!("{what}: thread_state"))?;
+    crate::tests::expect_eq(format_args!("{what}: ThreadState"), state, want)
 }
 
 /// [`poll_state`] until the kernel reports exactly `want`.

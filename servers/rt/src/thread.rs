@@ -1,8 +1,9 @@
 //! Threads in the caller's own address space.
 //!
-//! Owns [`spawn_local`]: a stack (fresh frames mapped at an address the caller reserves), the
-//! start-up trampoline `rt_thread_start` (per-architecture assembly, like `_start`), and the
-//! tear-down after the thread has ended ([`LocalThread::join`]). A local thread shares the
+//! Owns [`spawn_local`] and [`ReusableStack`]: a stack (fresh frames mapped at an address the
+//! caller reserves, reused thread after thread), the start-up trampoline `rt_thread_start`
+//! (per-architecture assembly, like `_start`), and the tear-down after the thread has ended
+//! ([`LocalThread::join`]). A local thread shares the
 //! caller's capability table, so it can be handed a handle directly in its argument.
 //!
 //! It must never unmap a stack while its thread may still run (only after a successful join or a
@@ -13,6 +14,7 @@ use crate::syscall::{
     StepError, cap_delete, frame_alloc, map, step, thread_create, thread_join, thread_start, unmap,
 };
 use abi::{CapHandle, Error, Rights, Timeout};
+use core::mem::ManuallyDrop;
 
 /// What the trampoline finds at the top of the new stack (its argument points here).
 #[repr(C)]
@@ -64,8 +66,8 @@ unsafe extern "C" {
 
 /// Runs the thread's main from its start block and ends the thread with the result.
 extern "C" fn rt_thread_entry(block: *const StartBlock) -> ! {
-    // SAFETY: `spawn_local` wrote a valid StartBlock at this address, at the top of this
-    // thread's own stack, before starting the thread; nothing else writes there.
+    // SAFETY: `ReusableStack::start` wrote a valid StartBlock at this address, at the top of
+    // this thread's own stack, before starting the thread; nothing else writes there.
     let StartBlock { main, arg } = unsafe { block.read() };
     crate::syscall::thread_exit(main(arg))
 }
@@ -75,10 +77,9 @@ extern "C" fn rt_thread_entry(block: *const StartBlock) -> ! {
 pub struct LocalThread {
     /// The thread (every thread right).
     pub thread: CapHandle,
-    own_space: CapHandle,
-    frames: CapHandle,
-    stack_va: u64,
-    stack_pages: usize,
+    /// Its stack: freed by [`join`](Self::join) once the thread has ended, never by a drop (the
+    /// thread may still run on it).
+    stack: ManuallyDrop<ReusableStack>,
 }
 
 /// Starts `main(arg)` on a new thread in the caller's address space `own_space` (`MAP`,
@@ -96,66 +97,12 @@ pub fn spawn_local(
     main: fn(u64) -> i64,
     arg: u64,
 ) -> Result<LocalThread, StepError> {
-    let stack_bytes = (stack_pages as u64).saturating_mul(crate::process::PAGE_SIZE);
-    if stack_bytes < START_BLOCK_BYTES * 2 {
-        return Err(StepError {
-            step: "local thread stack size",
-            error: Error::InvalidArgument,
-        });
-    }
-    let frames = frame_alloc(stack_pages).map_err(step("frame_alloc (local thread stack)"))?;
-    if let Err(error) = map(own_space, frames, stack_va, Rights::READ | Rights::WRITE) {
-        let _ = cap_delete(frames);
-        return Err(StepError {
-            step: "map (local thread stack)",
-            error,
-        });
-    }
-    let top = stack_va + stack_bytes;
-    let block_va = top - START_BLOCK_BYTES;
-    // SAFETY: [stack_va, top) was mapped read-write just above (Map succeeded, so it was unmapped
-    // before and no Rust object can live there); block_va is 16-byte aligned inside it and no
-    // thread runs on this stack yet.
-    unsafe { (block_va as *mut StartBlock).write(StartBlock { main, arg }) };
-    let free = |frames| {
-        // SAFETY: no thread ever ran on this stack (creation or start failed), and nothing else
-        // references the range mapped above.
-        let _ = unsafe { unmap(own_space, stack_va, stack_pages) };
-        let _ = cap_delete(frames);
-    };
-    // SAFETY: the entry is rt's trampoline, which reads the StartBlock written above and runs a
-    // safe fn; the stack below block_va is the fresh mapping above, used by nothing else.
-    let thread = match unsafe {
-        thread_create(
-            own_space,
-            rt_thread_start as *const () as u64,
-            block_va,
-            block_va,
-        )
-    } {
-        Ok(thread) => thread,
-        Err(error) => {
-            free(frames);
-            return Err(StepError {
-                step: "thread_create (local thread)",
-                error,
-            });
-        }
-    };
-    if let Err(error) = thread_start(thread) {
-        let _ = cap_delete(thread);
-        free(frames);
-        return Err(StepError {
-            step: "thread_start (local thread)",
-            error,
-        });
-    }
+    // On failure the stack drops, unmapped: no thread ever ran on it.
+    let stack = ReusableStack::new(own_space, stack_va, stack_pages)?;
+    let thread = stack.start(main, arg)?;
     Ok(LocalThread {
         thread,
-        own_space,
-        frames,
-        stack_va,
-        stack_pages,
+        stack: ManuallyDrop::new(stack),
     })
 }
 
@@ -166,43 +113,42 @@ impl LocalThread {
     pub fn join(self, timeout: Timeout) -> Result<u32, StepError> {
         let result = thread_join(self.thread, timeout);
         if matches!(result, Ok(_) | Err(Error::Killed)) {
-            // SAFETY: the thread has ended, so nothing runs on its stack any more, and no other
-            // code references that range.
-            let _ = unsafe { unmap(self.own_space, self.stack_va, self.stack_pages) };
-            let _ = cap_delete(self.frames);
             let _ = cap_delete(self.thread);
+            // The thread has ended: nothing runs on the stack any more.
+            drop(ManuallyDrop::into_inner(self.stack));
         }
         result.map_err(step("thread_join (local thread)"))
     }
 }
 
-/// A stack in the caller's own address space that threads can be started on one after another
-/// (for code that starts many short threads, such as the `thread_create_join` benchmark): mapped
-/// once, reused by each thread once the previous one has been joined.
+/// A stack in the caller's own address space that threads run on one after another: mapped
+/// once, reused by each thread once the previous one has been joined ([`spawn_local`] uses one
+/// for its one thread; the `thread_create_join` benchmark runs thousands on one). Unmapped when
+/// dropped, unless a thread started on it was never joined.
 #[derive(Debug)]
 pub struct ReusableStack {
     own_space: CapHandle,
     frames: CapHandle,
     stack_va: u64,
+    /// 0 once a thread started on it may still run (its join failed): never reused or unmapped.
     stack_pages: usize,
 }
 
 impl ReusableStack {
-    /// Maps `stack_pages` fresh pages read-write at `stack_va` in `own_space` (`MAP`, `CONTROL`),
-    /// as [`spawn_local`] does for one thread.
+    /// Maps `stack_pages` fresh pages read-write at `stack_va` in `own_space` (`MAP`, `CONTROL`).
     pub fn new(own_space: CapHandle, stack_va: u64, stack_pages: usize) -> Result<Self, StepError> {
         let stack_bytes = (stack_pages as u64).saturating_mul(crate::process::PAGE_SIZE);
         if stack_bytes < START_BLOCK_BYTES * 2 {
             return Err(StepError {
-                step: "reusable stack size",
+                step: "thread stack size",
                 error: Error::InvalidArgument,
             });
         }
-        let frames = frame_alloc(stack_pages).map_err(step("frame_alloc (reusable stack)"))?;
+        let frames = frame_alloc(stack_pages).map_err(step("frame_alloc (thread stack)"))?;
         if let Err(error) = map(own_space, frames, stack_va, Rights::READ | Rights::WRITE) {
             let _ = cap_delete(frames);
             return Err(StepError {
-                step: "map (reusable stack)",
+                step: "map (thread stack)",
                 error,
             });
         }
@@ -212,6 +158,42 @@ impl ReusableStack {
             stack_va,
             stack_pages,
         })
+    }
+
+    /// Starts `main(arg)` on this stack; returns the thread's handle. The caller starts no other
+    /// thread on it until this one has been joined.
+    fn start(&self, main: fn(u64) -> i64, arg: u64) -> Result<CapHandle, StepError> {
+        if self.stack_pages == 0 {
+            // An earlier thread was never joined: it may still be running on the stack.
+            return Err(StepError {
+                step: "thread stack (an earlier thread may still run on it)",
+                error: Error::Busy,
+            });
+        }
+        let top = self.stack_va + self.stack_pages as u64 * crate::process::PAGE_SIZE;
+        let block_va = top - START_BLOCK_BYTES;
+        // SAFETY: the stack is mapped read-write (by `new`) and no thread runs on it (the
+        // caller's promise); block_va is 16-byte aligned inside it.
+        unsafe { (block_va as *mut StartBlock).write(StartBlock { main, arg }) };
+        // SAFETY: the entry is rt's trampoline, which reads the StartBlock written above and
+        // runs a safe fn; the stack below block_va is this stack, used by no other thread.
+        let thread = unsafe {
+            thread_create(
+                self.own_space,
+                rt_thread_start as *const () as u64,
+                block_va,
+                block_va,
+            )
+        }
+        .map_err(step("thread_create (local thread)"))?;
+        if let Err(error) = thread_start(thread) {
+            let _ = cap_delete(thread);
+            return Err(StepError {
+                step: "thread_start (local thread)",
+                error,
+            });
+        }
+        Ok(thread)
     }
 
     /// Starts `main(arg)` on this stack and waits (at most `timeout`) for it to end; returns its
@@ -224,36 +206,7 @@ impl ReusableStack {
         arg: u64,
         timeout: Timeout,
     ) -> Result<u32, StepError> {
-        if self.stack_pages == 0 {
-            // An earlier thread was never joined: it may still be running on the stack.
-            return Err(StepError {
-                step: "reusable stack (an earlier thread may still run on it)",
-                error: Error::Busy,
-            });
-        }
-        let top = self.stack_va + self.stack_pages as u64 * crate::process::PAGE_SIZE;
-        let block_va = top - START_BLOCK_BYTES;
-        // SAFETY: the stack is mapped read-write (by `new`) and no thread runs on it: the
-        // previous one, if any, was joined (`run` returns only after a join or before a start).
-        unsafe { (block_va as *mut StartBlock).write(StartBlock { main, arg }) };
-        // SAFETY: the entry is rt's trampoline, which reads the StartBlock written above and
-        // runs a safe fn; the stack below block_va is this stack, used by no other thread.
-        let thread = unsafe {
-            thread_create(
-                self.own_space,
-                rt_thread_start as *const () as u64,
-                block_va,
-                block_va,
-            )
-        }
-        .map_err(step("thread_create (reusable stack)"))?;
-        if let Err(error) = thread_start(thread) {
-            let _ = cap_delete(thread);
-            return Err(StepError {
-                step: "thread_start (reusable stack)",
-                error,
-            });
-        }
+        let thread = self.start(main, arg)?;
         let joined = thread_join(thread, timeout);
         if matches!(joined, Ok(_) | Err(Error::Killed)) {
             let _ = cap_delete(thread);
@@ -261,7 +214,7 @@ impl ReusableStack {
             // Still running: never reuse or unmap the stack under it.
             self.stack_pages = 0;
         }
-        joined.map_err(step("thread_join (reusable stack)"))
+        joined.map_err(step("thread_join (local thread)"))
     }
 }
 
@@ -271,7 +224,8 @@ impl Drop for ReusableStack {
             return;
         }
         // SAFETY: every thread started on this stack was joined (`run` zeroes `stack_pages`
-        // when one was not), so nothing runs on it any more.
+        // when one was not; `LocalThread` never drops its stack before a join), so nothing runs
+        // on it any more.
         let _ = unsafe { unmap(self.own_space, self.stack_va, self.stack_pages) };
         let _ = cap_delete(self.frames);
     }

@@ -154,11 +154,7 @@ fn expect_killed_by(what: &str, helper: &Spawned, want: [u64; 4]) -> TestResult 
     if Some(state) != killed {
         fail!("{what}: the kernel reports {state:?}, expected {killed:?}");
     }
-    match helper.join(WAIT) {
-        Err(Error::Killed) => Ok(()),
-        Ok(code) => fail!("{what}: exited with code {code}, expected to be killed"),
-        Err(error) => fail!("{what}: thread_join: {error}, expected Killed"),
-    }
+    helper.expect_killed(what, WAIT)
 }
 
 /// Answers `got` with a killing label, then checks the helper died of `want`.

@@ -19,13 +19,13 @@
 
 use super::{Context, Owned, Reason, TestResult, WAIT, expect_eq, expect_err, fail, owned};
 use crate::Env;
-use crate::child::{await_state, spawn_utest};
+use crate::child::{await_state, expect_state, spawn_utest};
 use abi::{CapHandle, Error, MessageInfo, Rights, Timeout};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rt::roles::{HELD, HOLDING_SERVER, PARKED, RECORDER, SHUTDOWN};
 use rt::syscall::{
     CapInfo, Message, ThreadState, call, cap_copy, cap_delete, cap_identify, endpoint_create,
-    notification_create, recv, reply, send, signal, thread_kill, thread_state, wait,
+    notification_create, recv, reply, send, signal, thread_kill, wait,
 };
 use rt::thread::{LocalThread, spawn_local};
 
@@ -76,10 +76,8 @@ fn caller(_: u64) -> i64 {
 fn start_caller(env: &Env, endpoint: CapHandle, cap: CapHandle) -> Result<LocalThread, Reason> {
     CALLER_ENDPOINT.store(endpoint.into_raw(), Ordering::Relaxed);
     CALLER_CAP.store(cap.into_raw(), Ordering::Relaxed);
-    match spawn_local(env.own_space, STACK_VA, STACK_PAGES, caller, 0) {
-        Ok(thread) => Ok(thread),
-        Err(error) => fail!("spawn init's caller thread: {error}"),
-    }
+    spawn_local(env.own_space, STACK_VA, STACK_PAGES, caller, 0)
+        .context("spawn init's caller thread")
 }
 
 /// Runs `steps` while init's caller thread runs (killing it if they fail), then checks that it
@@ -170,18 +168,6 @@ impl Sendable {
     }
 }
 
-/// Checks that `thread` is in `want`, by one `ThreadState` (for a thread that is known to be
-/// blocked there: it cannot move on by itself).
-fn expect_state(what: &str, thread: CapHandle, want: ThreadState) -> TestResult {
-    let state = thread_state(thread).context(format_args!("{what}: thread_state"))?;
-    expect_eq(format_args!("{what}: ThreadState"), state, want)
-}
-
-/// Waits until `thread` reads `want` (it gets there by itself).
-fn await_exactly(what: &str, thread: CapHandle, want: ThreadState) -> TestResult {
-    await_state(what, thread, want)
-}
-
 /// (a) Timeouts and `POLL` on an endpoint nobody receives on.
 fn timed_out() -> TestResult {
     let nobody = owned("endpoint_create", endpoint_create())?;
@@ -238,19 +224,15 @@ fn receiver_killed(env: &Env) -> TestResult {
     let handle = thread.thread;
     with_caller(thread, CALLER_KILLED, || {
         // Queued, its capability lent, and the receiver waiting elsewhere (on its notification).
-        await_exactly("the caller", handle, ThreadState::Calling)?;
+        await_state("the caller", handle, ThreadState::Calling)?;
         expect_err(
             "cap_identify of the queued capability",
             cap_identify(sendable.get()),
             Error::Busy,
         )?;
-        await_exactly("the receiver", receiver.child.thread, ThreadState::Waiting)?;
+        await_state("the receiver", receiver.child.thread, ThreadState::Waiting)?;
         thread_kill(receiver.child.thread).context("kill the receiver")?;
-        match receiver.join(WAIT) {
-            Err(Error::Killed) => {}
-            Ok(code) => fail!("the parked receiver exited with {code:#x}, expected to be killed"),
-            Err(error) => fail!("join the parked receiver: {error}, expected Killed"),
-        }
+        receiver.expect_killed("the parked receiver", WAIT)?;
         expect_state(
             "the caller after its receiver died",
             handle,
@@ -299,11 +281,7 @@ fn delivered_then_killed(env: &Env) -> TestResult {
             Error::StaleCapability,
         )?;
         thread_kill(server.child.thread).context("kill the holding server")?;
-        match server.join(WAIT) {
-            Err(Error::Killed) => Ok(()),
-            Ok(code) => fail!("the holding server exited with {code:#x}, expected to be killed"),
-            Err(error) => fail!("join the holding server: {error}, expected Killed"),
-        }
+        server.expect_killed("the holding server", WAIT)
     })?;
     expect_err(
         "cap_identify of the delivered capability after its receiver died",
@@ -337,7 +315,7 @@ fn without_grant(env: &Env) -> TestResult {
     probe(endpoint.get(), 1)?;
     let sendable = Sendable::new(Rights::SEND, 0)?;
     // The recorder waits in `Recv`: a message the kernel wrongly let through would reach it.
-    await_exactly(
+    await_state(
         "the recorder",
         recorder.child.thread,
         ThreadState::Receiving,

@@ -95,10 +95,7 @@ fn start(
     arg: u64,
     what: &str,
 ) -> Result<LocalThread, Reason> {
-    match spawn_local(env.own_space, stack, STACK_PAGES, body, arg) {
-        Ok(thread) => Ok(thread),
-        Err(error) => fail!("spawn {what}: {error}"),
-    }
+    spawn_local(env.own_space, stack, STACK_PAGES, body, arg).context(format_args!("spawn {what}"))
 }
 
 /// Waits until the kernel reports `thread` as `blocked`, kills it, and checks that the kill

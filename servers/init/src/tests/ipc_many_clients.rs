@@ -23,7 +23,7 @@
 
 use super::{Context, Owned, Reason, TestResult, WAIT, expect_eq, expect_err, fail, owned};
 use crate::Env;
-use crate::child::{Spawned, await_state, spawn_utest};
+use crate::child::{Spawned, await_state, expect_state, spawn_utest};
 use abi::{CapHandle, Error, MSG_WORDS, MessageInfo, ReplyToken, Rights, Timeout};
 use core::sync::atomic::{AtomicU64, Ordering};
 use rt::roles::{
@@ -33,7 +33,7 @@ use rt::roles::{
 };
 use rt::syscall::{
     Message, Received, ThreadState, call, cap_copy, cap_identify, clock_nanos, endpoint_create,
-    notification_create, recv, reply, thread_kill, thread_state,
+    notification_create, recv, reply, thread_kill,
 };
 use rt::thread::{LocalThread, spawn_local};
 
@@ -218,10 +218,9 @@ struct Local(Option<LocalThread>);
 impl Local {
     /// Starts `body(id)` on the stack at `stack_va`.
     fn start(env: &Env, stack_va: u64, body: fn(u64) -> i64, id: u64) -> Result<Self, Reason> {
-        match spawn_local(env.own_space, stack_va, STACK_PAGES, body, id) {
-            Ok(thread) => Ok(Self(Some(thread))),
-            Err(error) => fail!("spawn init's caller thread {id}: {error}"),
-        }
+        spawn_local(env.own_space, stack_va, STACK_PAGES, body, id)
+            .context(format_args!("spawn init's caller thread {id}"))
+            .map(|thread| Self(Some(thread)))
     }
 
     fn handle(&self) -> CapHandle {
@@ -277,13 +276,6 @@ fn late_caller(id: u64) -> i64 {
         Ok(_) => many_exit(MANY_EXIT_WRONG_REPLY, id),
         Err(_) => many_exit(MANY_EXIT_CALL_FAILED, id),
     }
-}
-
-/// Checks that `thread` is in `want`, by one `ThreadState` (for a thread that is known to be
-/// blocked there: it cannot move on by itself).
-fn expect_state(what: impl core::fmt::Display, thread: CapHandle, want: ThreadState) -> TestResult {
-    let state = thread_state(thread).context(format_args!("{what}: thread_state"))?;
-    expect_eq(format_args!("{what}: ThreadState"), state, want)
 }
 
 /// Receives the holding server's report and checks that it holds one call of each held client
@@ -377,11 +369,7 @@ fn killed_server(env: &Env) -> TestResult {
     )?;
 
     thread_kill(server.child.thread).context("kill the holding server")?;
-    match server.join(WAIT) {
-        Err(Error::Killed) => {}
-        Ok(code) => fail!("the holding server exited with {code:#x}, expected to be killed"),
-        Err(error) => fail!("join the holding server: {error}, expected Killed"),
-    }
+    server.expect_killed("the holding server", WAIT)?;
     for (id, client) in clients.iter().enumerate() {
         if let Some(client) = client {
             expect_client(

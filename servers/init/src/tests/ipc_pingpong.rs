@@ -100,16 +100,14 @@ fn serve_short_calls(endpoint: CapHandle) -> TestResult {
 /// Init serves [`short_caller`]: receives each call, checks it, answers with a short message.
 fn short_messages(env: &Env) -> TestResult {
     let endpoint: Owned = owned("endpoint_create", endpoint_create())?;
-    let caller = match rt::thread::spawn_local(
+    let caller = rt::thread::spawn_local(
         env.own_space,
         SHORT_STACK_VA,
         SHORT_STACK_PAGES,
         short_caller,
         endpoint.get().into_raw(),
-    ) {
-        Ok(thread) => thread,
-        Err(error) => fail!("spawn the short-message caller: {error}"),
-    };
+    )
+    .context("spawn the short-message caller")?;
     // Init waits in `Recv` first, so that the calls take the direct switch.
     let served = serve_short_calls(endpoint.get());
     if served.is_err() {

@@ -57,16 +57,14 @@ fn call_to_a_silent_server(env: &Env) -> TestResult {
     let parking = owned("notification_create", notification_create())?;
     ENDPOINT.store(endpoint.get().into_raw(), Ordering::Relaxed);
     PARKING.store(parking.get().into_raw(), Ordering::Relaxed);
-    let server = match rt::thread::spawn_local(
+    let server = rt::thread::spawn_local(
         env.own_space,
         SERVER_STACK_VA,
         SERVER_STACK_PAGES,
         server_that_replies_too_late,
         0,
-    ) {
-        Ok(thread) => thread,
-        Err(error) => fail!("spawn the silent server: {error}"),
-    };
+    )
+    .context("spawn the silent server")?;
     // The server must be waiting in `Recv` before the call, so that the call switches to it:
     // a timed join lets it get there (and checks the join's own timeout), and the kernel must
     // then report it receiving (on a slow host the join alone could end before it got there).

@@ -11,7 +11,7 @@
 //! order, so that codes cannot be taken from the wrong thread. It must never derive the expected values from the codes with
 //! the same arithmetic the kernel uses: they are written out in [`JOINED`].
 
-use super::{TestResult, WAIT, fail, owned};
+use super::{Context, TestResult, WAIT, fail, owned};
 use crate::Env;
 use crate::child::{Spawned, await_state, poll_state, spawn_utest};
 use abi::{CapHandle, Error, Rights, Timeout};
@@ -153,16 +153,14 @@ fn processes(env: &Env) -> TestResult {
 /// Threads in init's own address space, one at a time.
 fn local_threads(env: &Env) -> TestResult {
     for (index, &want) in JOINED.iter().enumerate() {
-        let thread = match spawn_local(
+        let thread = spawn_local(
             env.own_space,
             STACK_VA,
             STACK_PAGES,
             exit_with,
             index as u64,
-        ) {
-            Ok(thread) => thread,
-            Err(error) => fail!("spawn local thread #{index}: {error}"),
-        };
+        )
+        .context(format_args!("spawn local thread #{index}"))?;
         expect_code(
             format_args!("local thread exiting with {:#x}", EXIT_CODES[index]),
             thread.thread,
@@ -172,10 +170,8 @@ fn local_threads(env: &Env) -> TestResult {
     }
     let parking = owned("notification_create", notification_create())?;
     PARKING.store(parking.get().into_raw(), Ordering::Relaxed);
-    let thread = match spawn_local(env.own_space, STACK_VA, STACK_PAGES, parked, 0) {
-        Ok(thread) => thread,
-        Err(error) => fail!("spawn the parked local thread: {error}"),
-    };
+    let thread = spawn_local(env.own_space, STACK_VA, STACK_PAGES, parked, 0)
+        .context("spawn the parked local thread")?;
     kill_and_join("parked local thread", thread.thread, || {
         thread.join(WAIT).map_err(|error| error.error)
     })

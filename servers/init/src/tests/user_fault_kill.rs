@@ -11,7 +11,7 @@
 //! IPC with init. It must never accept an exit code or a kill for another reason as success: a
 //! helper that survives its fault exits, and that is a failure.
 
-use super::{Context, TestResult, WAIT, expect_eq, fail, owned};
+use super::{Context, TestResult, WAIT, expect_eq, expect_err, fail, owned};
 use crate::Env;
 use crate::child::poll_state;
 use crate::child::spawn_utest;
@@ -120,11 +120,7 @@ pub fn run(env: &Env) -> TestResult {
             victim.child.thread,
             &expected_fault(role, pc, address),
         )?;
-        match victim.join(WAIT) {
-            Err(Error::Killed) => {}
-            Ok(code) => fail!("{name}: exited with code {code}, expected to be killed"),
-            Err(error) => fail!("thread_join {name}: {error}, expected killed"),
-        }
+        victim.expect_killed(name, WAIT)?;
     }
     syscall_at_the_end_of_user_space(env)?;
     // Life goes on: a fresh server answers.
@@ -208,9 +204,9 @@ fn syscall_at_the_end_of_user_space(env: &Env) -> TestResult {
         }
     };
     expect_killed_by("syscall at the end of user space", thread.get(), &expected)?;
-    match thread_join(thread.get(), Timeout::from_nanos(5_000_000_000)) {
-        Err(Error::Killed) => Ok(()),
-        Ok(code) => fail!("syscall at the end of user space: exited with {code}, expected killed"),
-        Err(error) => fail!("thread_join (syscall at the end of user space): {error}"),
-    }
+    expect_err(
+        "thread_join (syscall at the end of user space)",
+        thread_join(thread.get(), Timeout::from_nanos(5_000_000_000)),
+        Error::Killed,
+    )
 }
