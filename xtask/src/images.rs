@@ -48,28 +48,10 @@ pub fn build_test(arch: Arch) -> Result<Image> {
 }
 
 fn build_flavor(arch: Arch, flavor: Flavor) -> Result<Image> {
-    let root = workspace::root();
-    let (flags_var, flags) = arch.rustflags();
-    let what = match flavor {
-        Flavor::Normal => "kernel",
-        Flavor::Test => "test kernel",
-    };
+    let what = flavor.name();
     eprintln!("building the {arch} {what} ({})", arch.target());
-    let mut cargo = Command::new(workspace::cargo());
-    cargo
-        .current_dir(root)
-        .args(["build", "-p", "strait-boot", "--bin", "kernel", "--release"])
-        .args(["--target", arch.target()]);
-    if flavor == Flavor::Test {
-        cargo.args(["--features", "testing"]);
-    }
-    let status = cargo
-        .arg("--target-dir")
-        .arg(workspace::kernel_target_dir(flavor))
-        .env(flags_var, flags)
-        // Global flags would override the per-target ones and drop the kernel code model.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    let status = workspace::kernel_cargo("build", arch, flavor)
+        .args(["--bin", "kernel", "--release"])
         .status()
         .context("cannot start cargo")?;
     if !status.success() {

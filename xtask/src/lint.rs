@@ -33,27 +33,11 @@ pub fn run(arches: &[Arch]) -> Result<Vec<String>> {
         // Both kernels: the test-only code (`testing` feature) and the normal build without it
         // (where a test helper left behind would be dead code).
         for flavor in [Flavor::Normal, Flavor::Test] {
-            let what = match flavor {
-                Flavor::Normal => "kernel",
-                Flavor::Test => "test kernel",
-            };
+            let what = flavor.name();
             eprintln!("clippy: {arch} {what} ({})", arch.target());
-            let (flags_var, flags) = arch.rustflags();
-            let mut clippy = Command::new(workspace::cargo());
-            clippy
-                .current_dir(workspace::root())
-                .args(["clippy", "-p", "strait-boot", "-p", arch.arch_package()])
-                .args(["--target", arch.target()]);
-            if flavor == Flavor::Test {
-                clippy.args(["--features", "strait-boot/testing"]);
-            }
-            let status = clippy
-                .arg("--target-dir")
-                .arg(workspace::kernel_target_dir(flavor))
+            let status = workspace::kernel_cargo("clippy", arch, flavor)
+                .args(["-p", arch.arch_package()])
                 .args(["--", "-D", "warnings"])
-                .env(flags_var, flags)
-                .env_remove("RUSTFLAGS")
-                .env_remove("CARGO_ENCODED_RUSTFLAGS")
                 .status()
                 .context("cannot start cargo clippy")?;
             if !status.success() {

@@ -303,12 +303,7 @@ struct RunOptions {
 /// a normal boot).
 fn run(arch: Arch, append: &str, opts: RunOptions) -> Result<ExitCode> {
     let machine = run_machine(arch, &opts);
-    // A command line that selects tests boots the test image (the normal kernel ignores `test=`).
-    let flavor = if test_catalog::Selection::from_cmdline(append).is_test_boot() {
-        workspace::Flavor::Test
-    } else {
-        workspace::Flavor::Normal
-    };
+    let flavor = workspace::Flavor::of_cmdline(append);
     let image = images::Image::paths_of(arch, flavor);
     let console = qemu::Console::Stdio;
     let args = qemu::command_line(arch, &image, append, &machine, &console, None);

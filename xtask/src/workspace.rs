@@ -8,6 +8,7 @@
 use crate::arch::Arch;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The workspace root: the parent of this crate's manifest directory.
 pub fn root() -> &'static Path {
@@ -26,19 +27,26 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// What it is called in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavor::Normal => "kernel",
+            Flavor::Test => "test kernel",
+        }
+    }
+
     /// The flavor of the kernel that printed `log`: a test image when its command line (the
     /// `[bootinfo] cmdline` line) selects tests, else a normal one. Symbolizing with the other
     /// flavor's ELF would name the wrong functions.
     pub fn of_log(log: &str) -> Flavor {
         let selects_tests = log.lines().any(|line| {
             line.trim_start().starts_with("[bootinfo] cmdline")
-                && test_catalog::Selection::from_cmdline(
+                && Flavor::of_cmdline(
                     line.trim_end()
                         .trim_end_matches('"')
                         .replace('"', " ")
                         .as_str(),
-                )
-                .is_test_boot()
+                ) == Flavor::Test
         });
         if selects_tests {
             Flavor::Test
@@ -46,6 +54,38 @@ impl Flavor {
             Flavor::Normal
         }
     }
+
+    /// The kernel a command line needs: the test image when it selects tests (the normal kernel
+    /// ignores `test=`).
+    pub fn of_cmdline(cmdline: &str) -> Flavor {
+        if test_catalog::Selection::from_cmdline(cmdline).is_test_boot() {
+            Flavor::Test
+        } else {
+            Flavor::Normal
+        }
+    }
+}
+
+/// `cargo SUBCOMMAND` for the `arch` kernel of `flavor`: the boot package for the kernel target,
+/// the flavor's features and target directory, and the kernel's own flags (global flags would
+/// override the per-target ones and drop the kernel code model). The caller adds its own
+/// arguments.
+pub fn kernel_cargo(subcommand: &str, arch: Arch, flavor: Flavor) -> Command {
+    let (flags_var, flags) = arch.rustflags();
+    let mut cargo = Command::new(cargo());
+    cargo
+        .current_dir(root())
+        .args([subcommand, "-p", "strait-boot", "--target", arch.target()]);
+    if flavor == Flavor::Test {
+        cargo.args(["--features", "strait-boot/testing"]);
+    }
+    cargo
+        .arg("--target-dir")
+        .arg(kernel_target_dir(flavor))
+        .env(flags_var, flags)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    cargo
 }
 
 /// The target directory of the kernel builds (kept apart from the host builds, and the test
